@@ -1,0 +1,34 @@
+"""The library, the notebooks and the README agree: running `nbdev_export`, `nbdev_clean` or `tools/readme.py`
+on a copy of the repo must not change any file."""
+import shutil, filecmp
+from pathlib import Path
+import pytest
+from conftest import ROOT, run, tool
+import sys
+
+def _files(d:Path):
+    return {p.relative_to(d) for p in d.rglob('*') if p.is_file() and '__pycache__' not in p.parts and '.ipynb_checkpoints' not in p.parts}
+
+@pytest.fixture(scope='module')
+def regenerated(tmp_path_factory):
+    "A copy of the repo's sources after nbdev_export and nbdev_clean have run in it."
+    tmp = tmp_path_factory.mktemp('repo')
+    for name in ('settings.ini', 'setup.py', 'README.md'): shutil.copy(ROOT/name, tmp/name)
+    ignore = shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints', '.quarto', '_proc')
+    for name in ('nbs', 'bborzan'): shutil.copytree(ROOT/name, tmp/name, ignore=ignore)
+    for cmd in ('nbdev_export', 'nbdev_clean'):
+        res = run([tool(cmd)], cwd=tmp)
+        assert res.returncode == 0, f'{cmd} failed:\n{res.stdout}\n{res.stderr}'
+    return tmp
+
+@pytest.mark.parametrize('folder', ['bborzan', 'nbs'])
+def test_unchanged_by_nbdev(regenerated, folder):
+    before, after = ROOT/folder, regenerated/folder
+    added = sorted(map(str, _files(after) - _files(before)))
+    changed = sorted(str(f) for f in _files(before) & _files(after) if not filecmp.cmp(before/f, after/f, shallow=False))
+    hint = 'run `nbdev_export` and `nbdev_clean` and commit the result' if folder=='nbs' or changed else ''
+    assert not added and not changed, f'{folder}/ out of date: changed {changed}, added {added}; {hint or "run nbdev_export"}'
+
+def test_readme_in_sync():
+    res = run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check'])
+    assert res.returncode == 0, res.stderr
