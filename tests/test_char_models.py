@@ -61,12 +61,12 @@ def test_batch_of_5_after_64(name):
     torch.testing.assert_close(out, fresh(x[:5]))    # a new batch size starts from zeros
     if name in STATEFUL: assert all(o.size(1) == 5 for o in state(m))
 
-@pytest.mark.parametrize('name', ALL)
-def test_double(name):
+@pytest.mark.parametrize('name,carried', [(n, False) for n in ALL] + [(n, True) for n in STATEFUL])
+def test_double(name, carried):
     m = make(name)
     x = batch(name, 3)
-    if name in STATEFUL: m(x)                         # state made in float32, then carried into float64
-    out = m.double()(x)
+    if carried: m(x)                                   # state made in float32, then carried into float64
+    out = m.double()(x)                                # else the first state is made by the float64 model
     assert out.dtype == torch.float64
     if name in STATEFUL: assert all(o.dtype == torch.float64 for o in state(m))
 
