@@ -10,17 +10,15 @@ __all__ = ['Char3Model', 'CharLoopModel', 'CharLoopConcatModel', 'CharRnn', 'Cha
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .models import check_tokens, carry_state, detach_state
 
 # %% ../nbs/06_char_models.ipynb #146e2b57
 def _check_x(x, name='model', k=None):
     "`x` if it is a batch-first tensor of character ids (bs, sl) (sl == `k` if given), else a ValueError saying what to pass."
-    if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):
-        got = f'a {x.dtype} tensor of shape {tuple(x.shape)}' if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f'{name} takes one batch-first LongTensor of character ids of shape (bs, sl), got {got}: '
-                         'for one sequence pass x[None]; for one tensor per character (the 2018 *cs) pass torch.stack(cs, dim=1)')
-    if x.size(1) == 0 or (k is not None and x.size(1) != k):
-        raise ValueError(f'{name} reads {k or "at least 1"} character(s) per row, got x of shape {tuple(x.shape)}')
-    return x
+    if isinstance(x, (list, tuple)):
+        raise ValueError(f'{name} takes one batch-first LongTensor of character ids of shape (bs, sl), not one tensor per '
+                         'character (the 2018 *cs): pass torch.stack(cs, dim=1)')
+    return check_tokens(x, k, name)   # the word-level models' check, from `bborzan.models`
 
 # %% ../nbs/06_char_models.ipynb #acff3856
 class Char3Model(nn.Module):
@@ -165,10 +163,6 @@ def identity_init_(m:nn.Module, # a model with a plain RNN as `.rnn` (`nn.RNN` o
     return m
 
 # %% ../nbs/06_char_models.ipynb #cca6e921
-def _map_state(f, h):
-    "Apply `f` to a state: one tensor, or a tuple of them (an LSTM's (h, c))."
-    return tuple(f(o) for o in h) if isinstance(h, tuple) else f(h)
-
 class CharSeqStatefulBase(nn.Module):
     "What the stateful models share: a hidden state `h` kept between batches, made lazily, detached after each batch."
     nl = 1  # layers of hidden state
@@ -187,9 +181,8 @@ class CharSeqStatefulBase(nn.Module):
                    emb:torch.Tensor # (bs, sl, n_fac) embedded batch
                   ): # the state this batch starts from
         "The last batch's state (moved to `emb`'s device and dtype), or zeros at the start or when the batch size changed."
-        h = getattr(self, 'h', None)
-        if h is None or (h[0] if isinstance(h, tuple) else h).size(1) != emb.size(0): return self.init_hidden(emb)
-        return _map_state(lambda o: o.to(emb), h)
+        h = carry_state(getattr(self, 'h', None), emb)        # None at the start or after a batch-size change
+        return self.init_hidden(emb) if h is None else h
 
     def forward(self,
                 x:torch.Tensor # (bs, sl) character ids, continuing the previous batch row by row
@@ -197,7 +190,7 @@ class CharSeqStatefulBase(nn.Module):
         "Logits for the next character at every position, starting from the state the last batch left."
         emb = self.e(_check_x(x, type(self).__name__))         # (bs, sl, n_fac)
         outp, h = self.rnn(emb, self.get_hidden(emb))          # (bs, sl, n_hidden)
-        self.h = _map_state(torch.Tensor.detach, h)            # keep the values, drop the history: truncated BPTT
+        self.h = detach_state(h)                               # keep the values, drop the history: truncated BPTT
         return self.l_out(outp)                                # (bs, sl, vocab_size)
 
 # %% ../nbs/06_char_models.ipynb #6408b00a

@@ -75,10 +75,11 @@ def test_double(name, carried):
 def test_bad_input_says_what_to_do(name, bad):
     x = batch(name, 3)
     arg = {'float': x.float(), 'unbatched': x[0], 'list': list(x.T)}[bad]
-    with pytest.raises(ValueError, match=r'x\[None\]'): make(name)(arg)
+    hint = {'float': 'numericalize', 'unbatched': r'x\[None\]', 'list': r'torch.stack\(cs, dim=1\)'}[bad]
+    with pytest.raises(ValueError, match=hint): make(name)(arg)
 
 def test_char3_needs_three():
-    with pytest.raises(ValueError, match='reads 3 character'): make('Char3Model')(torch.zeros(2, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match='reads exactly 3 tokens'): make('Char3Model')(torch.zeros(2, 4, dtype=torch.long))
 
 @pytest.mark.parametrize('name', STATEFUL)
 def test_reset(name):
