@@ -5,14 +5,18 @@
 # %% auto #0
 __all__ = ['HUMAN_NUMBERS', 'NIETZSCHE_URL', 'NIETZSCHE_CHARS', 'NIETZSCHE_START', 'DatasetError', 'DatasetNotFound',
            'DatasetCorrupt', 'atomic_write', 'fastai_data_path', 'number_words', 'human_numbers_file_text',
-           'human_numbers', 'human_numbers_tokens', 'nietzsche', 'offline_text', 'char_text']
+           'human_numbers', 'human_numbers_tokens', 'nietzsche', 'offline_text', 'char_text', 'BorzanCorpus',
+           'borzan_corpus', 'seed_borzan_dls', 'bench_borzan_data']
 
-# %% ../nbs/04_datasets.ipynb #317aaa0f
-import os, tempfile, http.client, urllib.request, urllib.error
+# %% ../nbs/04_datasets.ipynb #ba48ebe6
+import os, tempfile, http.client, urllib.request, urllib.error, itertools, statistics, time, gc
 from pathlib import Path
+import torch
+from fastcore.foundation import L
 from .core import is_fast
+from .data import Vocab, lm_dls, seed_lm_dls
 
-# %% ../nbs/04_datasets.ipynb #4539c81f
+# %% ../nbs/04_datasets.ipynb #5d5e8061
 class DatasetError(Exception):
     "A dataset is missing or is not what it should be."
 
@@ -40,13 +44,13 @@ def atomic_write(path, # the file to write
         raise
     return path
 
-# %% ../nbs/04_datasets.ipynb #c29d3992
+# %% ../nbs/04_datasets.ipynb #de97742d
 def fastai_data_path() -> Path:
     "fastai's data folder: `~/.fastai/data` unless `$FASTAI_HOME` or fastai's `config.ini` say otherwise."
     from fastai.data.external import fastai_path
     return fastai_path('data')
 
-# %% ../nbs/04_datasets.ipynb #f16bcf90
+# %% ../nbs/04_datasets.ipynb #3d1800dd
 _ONES = ('zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen '
          'seventeen eighteen nineteen').split()
 _TENS = ['', '', 'twenty', 'thirty', 'forty', 'fifty', 'sixty', 'seventy', 'eighty', 'ninety']
@@ -65,7 +69,7 @@ def number_words(n:int # a whole number from 1 to 999,999
     th, rest = divmod(n, 1000)
     return ' '.join((_below_1000(th) + ['thousand'] if th else []) + _below_1000(rest))
 
-# %% ../nbs/04_datasets.ipynb #28a19b75
+# %% ../nbs/04_datasets.ipynb #286a27be
 HUMAN_NUMBERS = {'train.txt': range(1, 8000), 'valid.txt': range(8001, 10000)}
 
 def human_numbers_file_text(name:str # 'train.txt' or 'valid.txt'
@@ -92,7 +96,7 @@ def human_numbers(path=None # the folder for train.txt and valid.txt; default fa
         if not f.exists(): atomic_write(f, want)
     return folder
 
-# %% ../nbs/04_datasets.ipynb #100f7d45
+# %% ../nbs/04_datasets.ipynb #5a01bde1
 def human_numbers_tokens(path=None # the Human Numbers folder; default fastai's (rebuilt if missing)
                         ) -> list[str]:
     "The seeds' token stream: the stripped lines of train.txt then valid.txt joined with ' . ', split on spaces."
@@ -101,7 +105,7 @@ def human_numbers_tokens(path=None # the Human Numbers folder; default fastai's 
     for name in HUMAN_NUMBERS: lines += (folder/name).read_text(encoding='utf-8').splitlines()
     return ' . '.join(l.strip() for l in lines).split(' ')
 
-# %% ../nbs/04_datasets.ipynb #e612f22f
+# %% ../nbs/04_datasets.ipynb #20989f84
 NIETZSCHE_URL = 'https://s3.amazonaws.com/text-datasets/nietzsche.txt'
 NIETZSCHE_CHARS = 600_893
 NIETZSCHE_START = 'PREFACE\n\n\nSUPPOSING that Truth'
@@ -145,13 +149,13 @@ def nietzsche(path=None, # a nietzsche.txt file, or a folder holding one, to use
     atomic_write(cache, data)
     return text
 
-# %% ../nbs/04_datasets.ipynb #860d2389
+# %% ../nbs/04_datasets.ipynb #6bad03df
 def offline_text() -> str:
     "English prose that ships with Python (the help texts in `pydoc_data.topics`, sorted by topic): an offline corpus."
     from pydoc_data.topics import topics
     return '\n'.join(topics[k] for k in sorted(topics))
 
-# %% ../nbs/04_datasets.ipynb #336cea55
+# %% ../nbs/04_datasets.ipynb #f3fd6979
 def char_text(path=None, # passed to `nietzsche`
               download:bool|None=None, # None: download unless running small (`is_fast()`)
               **kwargs # more arguments for `nietzsche` (`cache`, ...)
@@ -162,3 +166,98 @@ def char_text(path=None, # passed to `nietzsche`
     except DatasetNotFound as e:
         print(f"Nietzsche is not available ({str(e).split('. ')[0]}); using offline_text(), Python's help texts, instead.")
         return offline_text(), 'pydoc'
+
+# %% ../nbs/04_datasets.ipynb #fc783ec7
+def _cut(n:int, valid_pct:float) -> int:
+    if not 0 <= valid_pct < 1: raise ValueError(f"valid_pct={valid_pct}: use a share from 0 up to (not including) 1")
+    return int(round(n * (1 - valid_pct), 6))
+
+class BorzanCorpus:
+    "Bor-bor-zan games as a corpus: training and validation texts (split by games), token streams, and the vocab."
+    def __init__(self,
+                 train_docs:list[str], # one text per game, for training
+                 valid_docs:list[str], # one text per game, for validation
+                ):
+        self.train_docs, self.valid_docs = train_docs, valid_docs
+        trn, val = ''.join(train_docs).split(), ''.join(valid_docs).split()  # split() drops the seed's empty token
+        seen = dict.fromkeys(trn); seen.update(dict.fromkeys(val))  # first-seen order, training tokens first
+        self.vocab = Vocab(list(seen))
+        self.train, self.valid = self.vocab.encode(trn), self.vocab.encode(val)  # (n_train_tokens,), (n_valid_tokens,)
+
+    @classmethod
+    def from_docs(cls,
+                  docs:list[str], # one text per game
+                  valid_pct:float=0.2, # the share of games (the last ones) for validation
+                 ):
+        "Split `docs` like the seed: the first `1-valid_pct` of the games for training, the rest for validation."
+        cut = _cut(len(docs), valid_pct)
+        return cls(list(docs[:cut]), list(docs[cut:]))
+
+    def dls(self,
+            bs:int=128, # batch size (the seed's: 128)
+            sl:int=6, # tokens per window (the seed's: 6)
+            **kwargs # more for `lm_dls`: target, grouped, device, ...
+           ):
+        "fastai `DataLoaders` of this corpus, batched like the seed's LMModel4-7 (`lm_dls`)."
+        return lm_dls(self.train, self.valid, bs=bs, sl=sl, vocab=self.vocab, **kwargs)
+
+    def __repr__(self):
+        return (f"BorzanCorpus({len(self.train_docs):,} training games, {len(self.train):,} tokens; "
+                f"{len(self.valid_docs):,} validation games, {len(self.valid):,} tokens; {len(self.vocab)} token vocab)")
+
+# %% ../nbs/04_datasets.ipynb #e16e255e
+def borzan_corpus(n_games:int=100_000, # how many games to play
+                  seed:int=42, # the random seed of the games
+                  valid_pct:float=0.2, # the share of games (the last ones) for validation
+                  player1=None, # player 1 (a `bborzan.game` player); default the game module's uniform random player
+                  player2=None, # player 2; default the same kind of player as player 1
+                 ) -> BorzanCorpus:
+    "Play `n_games` games and make them a corpus, split by games like the seed (first 80% for training)."
+    from bborzan.game import generate_games
+    kw = {k: v for k, v in dict(player1=player1, player2=player2).items() if v is not None}
+    return BorzanCorpus.from_docs(generate_games(n_games, seed=seed, **kw).docs(), valid_pct)
+
+# %% ../nbs/04_datasets.ipynb #7823eee8
+def seed_borzan_dls(docs:list[str], # one text per game
+                    valid_pct:float=0.2, # the share of games (the last ones) for validation
+                    bs:int=128, # batch size
+                    sl:int=6, # tokens per window
+                    **kwargs # more for `seed_lm_dls` (target, grouped, device...)
+                   ):
+    "The seed's bor-bor-zan `DataLoaders`, built literally from game texts (a reference for benchmarks)."
+    cut = _cut(len(docs), valid_pct)
+    tokens, tokens_v = ''.join(docs[:cut]).split(' '), ''.join(docs[cut:]).split(' ')
+    vocab = L(*tokens).unique()
+    word2idx = {w:i for i,w in enumerate(vocab)}
+    nums, nums_v = L(word2idx[i] for i in tokens), L(word2idx[i] for i in tokens_v)
+    dls = seed_lm_dls(nums, nums_v, bs=bs, sl=sl, **kwargs)
+    dls.vocab = vocab
+    return dls
+
+def _read_all(dls) -> int:
+    n = 0
+    for dl in (dls.train, dls.valid):
+        for x, y in dl: n += 1
+    if torch.cuda.is_available(): torch.cuda.synchronize()
+    return n
+
+def bench_borzan_data(docs:list[str], # the game texts both pipelines start from
+                      bs:int=128, # batch size
+                      sl:int=6, # tokens per window
+                      valid_pct:float=0.2, # the share of games for validation
+                      repeats:int=3, # timed runs of each pipeline (alternating); medians are reported
+                      device=None, # where our batches go; default `get_device()`
+                     ) -> dict:
+    "Seconds from game texts to every batch read once: the seed's pipeline vs `BorzanCorpus` + `lm_dls` (medians)."
+    times, batches = {'seed': [], 'fast': []}, {}
+    ways = {'seed': lambda: seed_borzan_dls(docs, valid_pct, bs, sl),
+            'fast': lambda: BorzanCorpus.from_docs(docs, valid_pct).dls(bs, sl, device=device)}
+    for _ in range(repeats):
+        for name, make in ways.items():
+            gc.collect()
+            t = time.perf_counter()
+            batches[name] = _read_all(make())
+            times[name].append(time.perf_counter() - t)
+    seed, fast = statistics.median(times['seed']), statistics.median(times['fast'])
+    return dict(seed_s=seed, fast_s=fast, ratio=seed/fast, seed_batches=batches['seed'], fast_batches=batches['fast'],
+                n_games=len(docs), repeats=repeats, seed_runs=times['seed'], fast_runs=times['fast'])
