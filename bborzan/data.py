@@ -6,7 +6,7 @@
 __all__ = ['UnknownTokenError', 'Vocab', 'n_windows', 'seed_seqs', 'group_chunks', 'seed_lm_dls', 'LMLoader',
            'check_same_batches', 'split_windows', 'lm_dls']
 
-# %% ../nbs/03_data.ipynb #2ebc66ce
+# %% ../nbs/03_data.ipynb #a395e785
 import itertools, numpy as np, torch
 from torch import Tensor
 from fastcore.foundation import L
@@ -16,7 +16,7 @@ from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 from .core import get_device
 
-# %% ../nbs/03_data.ipynb #d630fe4a
+# %% ../nbs/03_data.ipynb #f128c5de
 class UnknownTokenError(ValueError):
     "A token that is not in the vocab (and the vocab has no `unk` entry to map it to)."
 
@@ -46,7 +46,7 @@ class Vocab:
         more = ', ...' if len(self) > 12 else ''
         return f"Vocab({len(self)} tokens: {', '.join(map(repr, self.itos[:12]))}{more})"
 
-# %% ../nbs/03_data.ipynb #9fa0dae8
+# %% ../nbs/03_data.ipynb #b442ca5d
 @patch
 def encode(self:Vocab,
             tokens # a list of tokens, or a string for a character vocab
@@ -61,7 +61,7 @@ def encode(self:Vocab,
     else: ids = np.fromiter(map(self.stoi.get, tokens, itertools.repeat(self.unk_idx)), dtype=np.int64, count=len(tokens))
     return torch.from_numpy(ids)
 
-# %% ../nbs/03_data.ipynb #ec545e8b
+# %% ../nbs/03_data.ipynb #7a29b357
 @patch
 def decode(self:Vocab,
             ids # ids: a 1-D tensor, array or list of ints
@@ -81,14 +81,14 @@ def decode_text(self:Vocab,
     "The tokens with ids `ids` joined into one string."
     return sep.join(self.decode(ids))
 
-# %% ../nbs/03_data.ipynb #79c5f23a
+# %% ../nbs/03_data.ipynb #b588be22
 def n_windows(n_tokens:int, # length of the token stream
               sl:int, # tokens per window
              ) -> int:
     "How many windows the seeds cut from `n_tokens` tokens: `len(range(0, n_tokens-sl-1, sl))`."
     return len(range(0, n_tokens-sl-1, sl))
 
-# %% ../nbs/03_data.ipynb #c68b9a57
+# %% ../nbs/03_data.ipynb #ee96d37d
 def seed_seqs(nums, # token ids: a list, an `L` or a 1-D tensor
               sl:int, # tokens per window
               target:str='seq', # 'seq': y is x shifted by one token; 'next': y is the one token after x
@@ -100,7 +100,7 @@ def seed_seqs(nums, # token ids: a list, an `L` or a 1-D tensor
     if target == 'seq': return L((tensor(nums[i:i+sl]), tensor(nums[i+1:i+sl+1])) for i in range(0, len(nums)-sl-1, sl))
     return L((tensor(nums[i:i+sl]), nums[i+sl]) for i in range(0, len(nums)-sl-1, sl))
 
-# %% ../nbs/03_data.ipynb #e8e7e252
+# %% ../nbs/03_data.ipynb #6c69b666
 def group_chunks(ds, # the windows, in text order (anything with `len` and indexing)
                  bs:int # batch size
                 ) -> L:
@@ -109,7 +109,7 @@ def group_chunks(ds, # the windows, in text order (anything with `len` and index
     m = len(ds) // bs
     return L(ds[i + m*j] for i in range(m) for j in range(bs))
 
-# %% ../nbs/03_data.ipynb #e55f36c0
+# %% ../nbs/03_data.ipynb #59f790db
 def seed_lm_dls(nums, # training token ids (list, `L` or tensor)
                 nums_v, # validation token ids
                 bs:int=64, # batch size
@@ -124,7 +124,7 @@ def seed_lm_dls(nums, # training token ids (list, `L` or tensor)
                                               bs=bs, **merge(dict(drop_last=True, shuffle=False), kwargs))
     return DataLoaders.from_dsets(seqs, seqs_v, bs=bs, **merge(dict(shuffle=False), kwargs))
 
-# %% ../nbs/03_data.ipynb #2cd30c4c
+# %% ../nbs/03_data.ipynb #ab1b06a8
 class LMLoader(DataLoader):
     "Batches `(x, y)` sliced from one token stream on the device: the seeds' windows (+ `group_chunks`), no per-item work."
     def __init__(self,
@@ -184,7 +184,7 @@ class LMLoader(DataLoader):
                   device=self.device, vocab=self.vocab)
         return (cls or type(self))(self.dataset if dataset is None else dataset, **merge(kw, kwargs))
 
-# %% ../nbs/03_data.ipynb #0ef87315
+# %% ../nbs/03_data.ipynb #7aeeaacd
 def check_same_batches(a, # an iterable of `(x, y)` batches
                        b, # another one
                       ) -> int:
@@ -198,7 +198,7 @@ def check_same_batches(a, # an iterable of `(x, y)` batches
                 raise AssertionError(f"batch {n-1} differs: {t.shape} {t.dtype} vs {u.shape} {u.dtype}")
     return n
 
-# %% ../nbs/03_data.ipynb #47841db1
+# %% ../nbs/03_data.ipynb #e980b7fe
 def split_windows(nums:Tensor, # the token stream, 1-D
                   sl:int, # tokens per window
                   pct:float=0.8, # share of the windows for training
@@ -208,7 +208,7 @@ def split_windows(nums:Tensor, # the token stream, 1-D
     cut = int(n_windows(len(nums), sl) * pct)
     return nums[:cut*sl + 2], nums[cut*sl:]
 
-# %% ../nbs/03_data.ipynb #685dbdf2
+# %% ../nbs/03_data.ipynb #6f2080ce
 def lm_dls(train, # training token stream (1-D ids)
            valid, # validation token stream
            bs:int=64, # batch size
