@@ -8,7 +8,7 @@ __all__ = ['HUMAN_NUMBERS', 'NIETZSCHE_URL', 'NIETZSCHE_CHARS', 'NIETZSCHE_START
            'human_numbers', 'human_numbers_tokens', 'nietzsche', 'offline_text', 'char_text', 'BorzanCorpus',
            'borzan_corpus', 'seed_borzan_dls', 'bench_borzan_data']
 
-# %% ../nbs/04_datasets.ipynb #194a1eb5
+# %% ../nbs/04_datasets.ipynb #0f1101c6
 import os, tempfile, http.client, urllib.request, urllib.error, itertools, statistics, time, gc
 from pathlib import Path
 import torch
@@ -16,7 +16,7 @@ from fastcore.foundation import L
 from .core import is_fast
 from .data import Vocab, lm_dls, seed_lm_dls
 
-# %% ../nbs/04_datasets.ipynb #c9457c0a
+# %% ../nbs/04_datasets.ipynb #87ce4c73
 class DatasetError(Exception):
     "A dataset is missing or is not what it should be."
 
@@ -44,13 +44,13 @@ def atomic_write(path, # the file to write
         raise
     return path
 
-# %% ../nbs/04_datasets.ipynb #67c5dd90
+# %% ../nbs/04_datasets.ipynb #9ff03dbc
 def fastai_data_path() -> Path:
     "fastai's data folder: `~/.fastai/data` unless `$FASTAI_HOME` or fastai's `config.ini` say otherwise."
     from fastai.data.external import fastai_path
     return fastai_path('data')
 
-# %% ../nbs/04_datasets.ipynb #1b2bea0b
+# %% ../nbs/04_datasets.ipynb #cc0fb361
 _ONES = ('zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen '
          'seventeen eighteen nineteen').split()
 _TENS = ['', '', 'twenty', 'thirty', 'forty', 'fifty', 'sixty', 'seventy', 'eighty', 'ninety']
@@ -69,7 +69,7 @@ def number_words(n:int # a whole number from 1 to 999,999
     th, rest = divmod(n, 1000)
     return ' '.join((_below_1000(th) + ['thousand'] if th else []) + _below_1000(rest))
 
-# %% ../nbs/04_datasets.ipynb #b99e355c
+# %% ../nbs/04_datasets.ipynb #033f9510
 HUMAN_NUMBERS = {'train.txt': range(1, 8000), 'valid.txt': range(8001, 10000)}
 
 def human_numbers_file_text(name:str # 'train.txt' or 'valid.txt'
@@ -96,7 +96,7 @@ def human_numbers(path=None # the folder for train.txt and valid.txt; default fa
         if not f.exists(): atomic_write(f, want)
     return folder
 
-# %% ../nbs/04_datasets.ipynb #5aad8b5b
+# %% ../nbs/04_datasets.ipynb #a4e49de2
 def human_numbers_tokens(path=None # the Human Numbers folder; default fastai's (rebuilt if missing)
                         ) -> list[str]:
     "The seeds' token stream: the stripped lines of train.txt then valid.txt joined with ' . ', split on spaces."
@@ -105,7 +105,7 @@ def human_numbers_tokens(path=None # the Human Numbers folder; default fastai's 
     for name in HUMAN_NUMBERS: lines += (folder/name).read_text(encoding='utf-8').splitlines()
     return ' . '.join(l.strip() for l in lines).split(' ')
 
-# %% ../nbs/04_datasets.ipynb #a077e432
+# %% ../nbs/04_datasets.ipynb #4d888e5f
 NIETZSCHE_URL = 'https://s3.amazonaws.com/text-datasets/nietzsche.txt'
 NIETZSCHE_CHARS = 600_893
 NIETZSCHE_START = 'PREFACE\n\n\nSUPPOSING that Truth'
@@ -149,13 +149,13 @@ def nietzsche(path=None, # a nietzsche.txt file, or a folder holding one, to use
     atomic_write(cache, data)
     return text
 
-# %% ../nbs/04_datasets.ipynb #ab5209f5
+# %% ../nbs/04_datasets.ipynb #9a2cc7c5
 def offline_text() -> str:
     "English prose that ships with Python (the help texts in `pydoc_data.topics`, sorted by topic): an offline corpus."
     from pydoc_data.topics import topics
     return '\n'.join(topics[k] for k in sorted(topics))
 
-# %% ../nbs/04_datasets.ipynb #37385d55
+# %% ../nbs/04_datasets.ipynb #d4e2213f
 def char_text(path=None, # passed to `nietzsche`
               download:bool|None=None, # None: download unless running small (`is_fast()`)
               **kwargs # more arguments for `nietzsche` (`cache`, ...)
@@ -167,7 +167,7 @@ def char_text(path=None, # passed to `nietzsche`
         print(f"Nietzsche is not available ({str(e).split('. ')[0]}); using offline_text(), Python's help texts, instead.")
         return offline_text(), 'pydoc'
 
-# %% ../nbs/04_datasets.ipynb #0d0d009a
+# %% ../nbs/04_datasets.ipynb #42e515dd
 def _cut(n:int, valid_pct:float) -> int:
     if not 0 <= valid_pct < 1: raise ValueError(f"valid_pct={valid_pct}: use a share from 0 up to (not including) 1")
     return int(round(n * (1 - valid_pct), 6))
@@ -205,7 +205,7 @@ class BorzanCorpus:
         return (f"BorzanCorpus({len(self.train_docs):,} training games, {len(self.train):,} tokens; "
                 f"{len(self.valid_docs):,} validation games, {len(self.valid):,} tokens; {len(self.vocab)} token vocab)")
 
-# %% ../nbs/04_datasets.ipynb #81217616
+# %% ../nbs/04_datasets.ipynb #3204c293
 def borzan_corpus(n_games:int=100_000, # how many games to play
                   seed:int=42, # the random seed of the games
                   valid_pct:float=0.2, # the share of games (the last ones) for validation
@@ -217,7 +217,7 @@ def borzan_corpus(n_games:int=100_000, # how many games to play
     kw = {k: v for k, v in dict(player1=player1, player2=player2).items() if v is not None}
     return BorzanCorpus.from_docs(generate_games(n_games, seed=seed, **kw).docs(), valid_pct)
 
-# %% ../nbs/04_datasets.ipynb #4e97ffe5
+# %% ../nbs/04_datasets.ipynb #de1fbcf3
 def seed_borzan_dls(docs:list[str], # one text per game
                     valid_pct:float=0.2, # the share of games (the last ones) for validation
                     bs:int=128, # batch size
