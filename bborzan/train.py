@@ -27,7 +27,7 @@ import bborzan
 from .core import get_device, is_fast, set_seed
 from .data import Vocab, LMLoader
 from .datasets import atomic_write, BorzanCorpus, seed_borzan_dls
-from .models import LMModel1, LMModel2, LMModel3, LMModel4, LMModel5, LMModel6, LMModel7
+from .models import LMModel1, LMModel2, LMModel3, LMModel4, LMModel5, LMModel6, LMModel7, PointerLM
 from .char_models import (Char3Model, CharLoopModel, CharLoopConcatModel, CharRnn, CharSeqRnn, CharSeqStatefulRnn,
                                  CharSeqStatefulRnn2, CharSeqStatefulGRU, CharSeqStatefulLSTM)
 from .game import uniform_player
@@ -372,6 +372,9 @@ def _lm_sizes(m, *extra):
     if 'p' in extra: d['p'] = float(m.drop.p)
     return d
 
+def _pointer_sizes(m):
+    return dict(**_lm_sizes(m.lm, 'n_layers', 'p'), mem=m.mem, n_key=m.q.out_features, key=m.key)
+
 def _char_sizes(m):
     return dict(vocab_size=m.e.num_embeddings, n_fac=m.e.embedding_dim, n_hidden=m.n_hidden)
 
@@ -387,6 +390,7 @@ MODELS = {
     'lm5': ModelSpec(LMModel5, lambda m: _lm_sizes(m, 'n_layers')),
     'lm6': ModelSpec(LMModel6, lambda m: _lm_sizes(m, 'n_layers')),
     'lm7': ModelSpec(LMModel7, lambda m: _lm_sizes(m, 'n_layers', 'p')),
+    'pointer': ModelSpec(PointerLM, _pointer_sizes),   # LMModel7 with a pointer (the Human Numbers lesson's best)
     'char3': ModelSpec(Char3Model, _char_sizes), 'char_loop': ModelSpec(CharLoopModel, _char_sizes),
     'char_loop_concat': ModelSpec(CharLoopConcatModel, _char_sizes), 'char_rnn': ModelSpec(CharRnn, _char_sizes),
     'char_seq_rnn': ModelSpec(CharSeqRnn, _char_sizes), 'char_stateful_rnn': ModelSpec(CharSeqStatefulRnn, _char_sizes),
@@ -401,7 +405,7 @@ def _spec(name:str) -> ModelSpec:
     if name not in MODELS: raise UnknownModelError(f"unknown model {name!r}: use one of {', '.join(MODELS)}")
     return MODELS[name]
 
-def make_model(name:str, # a name in `MODELS`: 'lm1'..'lm7', 'char3', 'char_stateful_lstm', ...
+def make_model(name:str, # a name in `MODELS`: 'lm1'..'lm7', 'pointer', 'char3', 'char_stateful_lstm', ...
                **kwargs # the class's constructor arguments
               ) -> nn.Module:
     "A new model of the registered kind `name`."
@@ -488,7 +492,7 @@ def load_model(path, # a file written by `save_model`
     spec = _spec(name)
     vocab = Vocab(parts['itos'], pad=parts.get('pad'), unk=parts.get('unk'))
     if vocab.itos != parts['itos']: raise ModelFileError(f"{path} is damaged: its vocab can't be rebuilt as it was saved")
-    rows = next((v.shape[0] for k, v in sd.items() if k in ('i_h.weight', 'e.weight')), None)
+    rows = next((v.shape[0] for k, v in sd.items() if k in ('i_h.weight', 'e.weight', 'lm.i_h.weight')), None)
     if rows != len(vocab) or _vocab_size(kwargs) != len(vocab):
         raise ModelFileError(f"{path} does not fit together: the vocab has {len(vocab)} tokens but the weights are for {rows}")
     model = spec.cls(**kwargs)

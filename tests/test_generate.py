@@ -76,8 +76,9 @@ def test_prompt_errors_and_char_vocab():
 # ------------------------------------------------------------------ every course model writes
 
 def _make(name, V):
-    kw = dict(vocab_sz=V, n_hidden=8) if name.startswith('lm') else dict(vocab_size=V, n_fac=5, n_hidden=8)
+    kw = dict(vocab_sz=V, n_hidden=8) if name.startswith('lm') or name == 'pointer' else dict(vocab_size=V, n_fac=5, n_hidden=8)
     kw.update({'lm5': dict(n_layers=2), 'lm6': dict(n_layers=2), 'lm7': dict(n_layers=2, p=0.3),
+               'pointer': dict(n_layers=2, p=0.3, mem=4, n_key=6),
                'char_stateful_lstm': dict(nl=2, p=0.2)}.get(name, {}))
     set_seed(0)
     return make_model(name, **kw)
@@ -91,7 +92,8 @@ def test_every_model_generates(name):
     out = generate(m, prompt, 10, v, seed=1)
     assert len(out) == 13 and out.startswith(prompt) and set(out) <= set('abcdefg')
     assert generate(m, prompt, 10, v, seed=1) == out                 # repeatable with a seed
-    assert m.training and getattr(m, 'h', None) is None              # mode restored, state reset
+    assert m.training and getattr(getattr(m, 'lm', m), 'h', None) is None   # mode restored, state reset (PointerLM: its LSTM's)
+    assert getattr(m, 'past_tok', None) is None                      # and PointerLM's remembered tokens
     greedy = generate(m, prompt, 10, v, temperature=0)
     assert generate(m, prompt, 10, v, temperature=1e-7, seed=5) == greedy
     cands = predict_next(m, prompt, v, k=3)
@@ -100,7 +102,7 @@ def test_every_model_generates(name):
     ids = generate_ids(m, v.encode(list(prompt))[None].expand(4, -1), 6)
     assert ids.shape == (4, 6)
 
-@pytest.mark.parametrize('name', ['lm4', 'lm5', 'lm6', 'lm7', 'char_stateful_rnn', 'char_stateful_rnn2', 'char_stateful_gru',
+@pytest.mark.parametrize('name', ['lm4', 'lm5', 'lm6', 'lm7', 'pointer', 'char_stateful_rnn', 'char_stateful_rnn2', 'char_stateful_gru',
                                   'char_stateful_lstm'])
 def test_stateful_reading_equals_rereading(name):
     "Reading only the new token with the state carried gives the same greedy text as re-reading everything."

@@ -179,6 +179,39 @@ def test_rnn_argument_checked():
     with pytest.raises(ValueError, match='num_layers=2'): LMModel7(V, NH, 2, 0.1, rnn=nn.LSTM(NH, NH, 3, batch_first=True))
     with pytest.raises(ValueError, match='input_size=4'): LMModel6(V, NH, 2, rnn=LoopRNN(4, NH, 2))
 
+# ---------------------------------------------------------------- PointerLM
+
+@pytest.mark.parametrize('key', ['emb', 'state'])
+@settings(max_examples=25, deadline=None)
+@given(mem=st.integers(1, 6), cuts=st.lists(st.integers(1, 9), min_size=1, max_size=4), seed=st.integers(0, 2**16))
+def test_pointer_chunks_equal_whole(key, mem, cuts, seed):
+    "PointerLM read in any chunks (its LSTM state and `mem` remembered tokens carried) gives what one call gives."
+    torch.manual_seed(seed)
+    m = PointerLM(V, NH, 2, 0.3, mem=mem, n_key=5, key=key).eval()
+    x = tokens(3, 10)
+    whole = m(x)[0].detach()
+    test_close_ = lambda a, b: torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    test_close_(whole.exp().sum(-1), torch.ones(3, 10))                      # a distribution at every position
+    bounds = sorted(set(c for c in cuts if c < 10))
+    m.reset()
+    parts = [m(x[:, a:b])[0].detach() for a, b in zip([0] + bounds, bounds + [10])]
+    test_close_(torch.cat(parts, 1), whole)
+    assert m.past_tok.shape == (3, min(mem, 10))
+
+@settings(max_examples=15, deadline=None)
+@given(pos=st.integers(0, 7), seed=st.integers(0, 2**16))
+def test_pointer_causal_and_off(pos, seed):
+    "Changing token `pos` changes no prediction before it; with the pointer off it is LMModel7's softmax."
+    torch.manual_seed(seed)
+    m = PointerLM(V, NH, 2, 0.3, mem=4, n_key=5).eval()
+    x = tokens(3, 8); x2 = x.clone(); x2[:, pos] = (x2[:, pos] + 1) % V
+    a = m(x)[0]; m.reset(); b = m(x2)[0]
+    torch.testing.assert_close(a[:, :pos], b[:, :pos])
+    assert not torch.allclose(a[:, pos:], b[:, pos:])
+    m.use_pointer = False; m.reset()
+    off = m(x)[0]; m.lm.reset()
+    torch.testing.assert_close(off, F.log_softmax(m.lm(x)[0], -1), atol=1e-5, rtol=1e-4)
+
 # ---------------------------------------------------------------- cells against PyTorch
 
 def torch_layout_grads(cell):

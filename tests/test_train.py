@@ -183,8 +183,9 @@ def test_bench_train_ours_only():
 # ------------------------------------------------------------------ save / load
 
 def _kwargs(name, V=11):
-    kw = dict(vocab_sz=V, n_hidden=6) if name.startswith('lm') else dict(vocab_size=V, n_fac=4, n_hidden=6)
+    kw = dict(vocab_sz=V, n_hidden=6) if name.startswith('lm') or name == 'pointer' else dict(vocab_size=V, n_fac=4, n_hidden=6)
     kw.update({'lm5': dict(n_layers=2), 'lm6': dict(n_layers=2), 'lm7': dict(n_layers=2, p=0.2),
+               'pointer': dict(n_layers=2, p=0.2, mem=3, n_key=5, key='state'),
                'char_stateful_lstm': dict(nl=2, p=0.1)}.get(name, {}))
     return kw
 
