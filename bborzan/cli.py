@@ -6,29 +6,21 @@
 __all__ = ['DATASETS', 'WORD_MODELS', 'CHAR_MODELS', 'MODELS_FOR', 'NEXT_TOKEN_MODELS', 'FIXED_SL', 'DEFAULTS', 'REG', 'COMMANDS',
            'USER_ERRORS', 'CLIError', 'check_choice', 'model_kwargs', 'RunData', 'run_data', 'train_settings',
            'publish', 'train', 'format_report', 'load_run', 'sample', 'reply_move', 'predict_move', 'play_games',
-           'play', 'bench', 'usage', 'parser', 'main']
+           'play', 'bench', 'user_errors', 'usage', 'parser', 'main']
 
-# %% ../nbs/09_cli.ipynb #61d76c08
+# %% ../nbs/09_cli.ipynb #fdfc724d
 import sys, os, io, json, time, shutil, tempfile, warnings
 # fastai's import warns that torch.jit.script is deprecated: noise on a command line's stderr, where errors go
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-import torch
 from fastcore.script import call_parse, anno_parser
-from .core import get_device, set_seed
-from .data import Vocab, UnknownTokenError, lm_dls, split_windows
-from .datasets import (DatasetError, DatasetNotFound, NIETZSCHE_URL, fastai_data_path, borzan_corpus, human_numbers_tokens,
-                       nietzsche, offline_text, bench_borzan_data)
-from .train import (MODELS, UnknownModelError, ModelFileError, LayoutError, make_model, fit, evaluate, evaluate_borzan,
-                    save_model, load_model, bench_train, bench_table)
-from .generate import generate, predict_next, sample_games
 from .game import (Game, Move, MOVES, MOVE_NAMES, REQUIRES, GAIN, KILLS, BEATS, IllegalMoveError, as_move, affordable,
-                   generate_games)
-from .oracle import WORDS, TranscriptError
+                          generate_games)
+from .oracle import WORDS
 
-# %% ../nbs/09_cli.ipynb #0542c101
+# %% ../nbs/09_cli.ipynb #64360e3a
 class CLIError(ValueError):
     "Bad input to a `bborzan` command; the message says what to do instead."
 
@@ -43,10 +35,11 @@ def _whole(x, name:str, least:int=1):
     _need(isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= least,
           f"--{name} {x}: use a whole number, at least {least}")
 
-# %% ../nbs/09_cli.ipynb #16fc544f
+# %% ../nbs/09_cli.ipynb #21d609b6
 DATASETS = ('borzan', 'human-numbers', 'nietzsche')
-WORD_MODELS = tuple(k for k in MODELS if k.startswith('lm'))
-CHAR_MODELS = tuple(k for k in MODELS if k.startswith('char'))
+WORD_MODELS = ('lm1', 'lm2', 'lm3', 'lm4', 'lm5', 'lm6', 'lm7')   # `bborzan.train.MODELS`, named here to keep torch unloaded
+CHAR_MODELS = ('char3', 'char_loop', 'char_loop_concat', 'char_rnn', 'char_seq_rnn', 'char_stateful_rnn', 'char_stateful_rnn2',
+               'char_stateful_gru', 'char_stateful_lstm')
 MODELS_FOR = {'borzan': WORD_MODELS, 'human-numbers': WORD_MODELS, 'nietzsche': CHAR_MODELS}
 NEXT_TOKEN_MODELS = ('lm1', 'lm2', 'lm3', 'char3', 'char_loop', 'char_loop_concat', 'char_rnn')  # one prediction per window
 FIXED_SL = {'lm1': 3, 'char3': 3}
@@ -56,11 +49,11 @@ def check_choice(dataset:str, # 'borzan', 'human-numbers' or 'nietzsche'
                 ):
     "Raise a `CLIError` unless `dataset` is known and `model` is one of its models."
     _need(dataset in DATASETS, f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
-    _need(model in MODELS, f"unknown model {model!r}: use one of {', '.join(MODELS_FOR[dataset])} for {dataset}")
+    _need(model in WORD_MODELS + CHAR_MODELS, f"unknown model {model!r}: use one of {', '.join(MODELS_FOR[dataset])} for {dataset}")
     _need(model in MODELS_FOR[dataset], f"model {model!r} does not fit the {dataset} dataset "
           f"({'a character' if model in CHAR_MODELS else 'a word'} model): use one of {', '.join(MODELS_FOR[dataset])}")
 
-# %% ../nbs/09_cli.ipynb #afd52e90
+# %% ../nbs/09_cli.ipynb #c56955bf
 def model_kwargs(name:str, # a name in `MODELS`
                  n_vocab:int, # tokens in the vocab
                  hidden:int, # hidden size
@@ -76,17 +69,18 @@ def model_kwargs(name:str, # a name in `MODELS`
     if name == 'char_stateful_lstm': kw.update(nl=layers, p=0.5)
     return kw
 
-# %% ../nbs/09_cli.ipynb #38196214
+# %% ../nbs/09_cli.ipynb #5ea72c6d
 @dataclass
 class RunData:
     "The token streams and vocab a run trains on."
-    train: torch.Tensor   # (n_train,) token ids
-    valid: torch.Tensor   # (n_valid,) token ids
-    vocab: Vocab          # the vocab of both
+    train: object         # (n_train,) token ids, a LongTensor
+    valid: object         # (n_valid,) token ids
+    vocab: object         # the `Vocab` of both
     source: str           # what the text is: 'borzan', 'human-numbers', 'nietzsche' or 'pydoc'
     corpus: object = None # the `BorzanCorpus` (bor-bor-zan only), for the oracle
 
 def _nietzsche(text, offline):
+    from bborzan.datasets import DatasetNotFound, NIETZSCHE_URL, fastai_data_path, nietzsche, offline_text
     if offline and text is None: return offline_text(), 'pydoc'
     cache = fastai_data_path()/'nietzsche'/'nietzsche.txt'
     try: return nietzsche(text, download=not offline), 'nietzsche'
@@ -103,6 +97,8 @@ def run_data(dataset:str='borzan', # 'borzan', 'human-numbers' or 'nietzsche'
              text:str|None=None, # Nietzsche: a nietzsche.txt to use
             ) -> RunData:
     "The training and validation streams of `dataset`, split 80/20 like the seeds."
+    from bborzan.data import Vocab, split_windows
+    from bborzan.datasets import borzan_corpus, human_numbers_tokens
     _need(dataset in DATASETS, f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
     _need(text is None or dataset == 'nietzsche', "--text is for --dataset nietzsche only")
     if dataset == 'borzan':
@@ -119,7 +115,7 @@ def run_data(dataset:str='borzan', # 'borzan', 'human-numbers' or 'nietzsche'
     trn, val = split_windows(vocab.encode(txt), sl)
     return RunData(trn, val, vocab, source)
 
-# %% ../nbs/09_cli.ipynb #861faeef
+# %% ../nbs/09_cli.ipynb #05be1233
 DEFAULTS = {   # per dataset: the model, its sizes and its training settings when no option is given
     'borzan':        dict(model='lm6', hidden=128, layers=1, epochs=8, lr=3e-3, bs=128, sl=32),
     'human-numbers': dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16),
@@ -127,7 +123,7 @@ DEFAULTS = {   # per dataset: the model, its sizes and its training settings whe
 }
 REG = {'lm7': dict(wd=0.1, alpha=2., beta=1.)}   # fastbook's weight decay and AR/TAR for LMModel7
 
-# %% ../nbs/09_cli.ipynb #05094e3e
+# %% ../nbs/09_cli.ipynb #e11b1cc9
 def train_settings(dataset:str='borzan', # the corpus
                    model:str|None=None, # a name in `MODELS` (None: the dataset's default)
                    epochs:int|None=None, # None: the dataset's default, likewise below
@@ -156,7 +152,7 @@ def train_settings(dataset:str='borzan', # the corpus
              target='next' if s['model'] in NEXT_TOKEN_MODELS else 'seq', **REG.get(s['model'], dict(wd=0.01, alpha=0., beta=0.)))
     return s
 
-# %% ../nbs/09_cli.ipynb #23c2ef1d
+# %% ../nbs/09_cli.ipynb #618458e3
 def publish(out, # the output folder (made if missing)
             write, # `write(folder)` writes the files into a staging folder
            ) -> Path:
@@ -176,12 +172,14 @@ def publish(out, # the output folder (made if missing)
         raise
     return out
 
-# %% ../nbs/09_cli.ipynb #b736f201
+# %% ../nbs/09_cli.ipynb #3bc3e1d0
 def _device(device):
+    from bborzan.core import get_device
     try: return get_device(device)
     except ValueError as e: raise CLIError(str(e)) from None
 
 def _dls(d:RunData, s:dict, dev):
+    from bborzan.data import lm_dls
     try: return lm_dls(d.train, d.valid, bs=s['bs'], sl=s['sl'], target=s['target'], device=dev, vocab=d.vocab)
     except ValueError as e: raise CLIError(f"the data is too small for these batches ({e})") from None
 
@@ -196,7 +194,7 @@ def _curves(hist, path):
     hist.plot(ax=fig.subplots())
     fig.savefig(path, dpi=100)
 
-# %% ../nbs/09_cli.ipynb #576f2839
+# %% ../nbs/09_cli.ipynb #d2f6176e
 @call_parse
 def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           model:str=None, # lm1..lm7 (borzan, human-numbers) or a char model (nietzsche); default: lm6, lm7, char_stateful_gru
@@ -217,7 +215,10 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
          ) -> dict:
     "Train a language model, score it (against the oracle for bor-bor-zan) and save it with a report."
     t0 = time.perf_counter()
-    s = train_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples)
+    s = train_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples)   # check before importing torch
+    from bborzan.core import set_seed
+    from bborzan.train import make_model, fit, evaluate, evaluate_borzan, save_model
+    from bborzan.generate import generate, sample_games
     dev = _device(device)
     out = Path(out or f"runs/{dataset}-{s['model']}")
     _need(not out.exists() or out.is_dir(), f"--out {out} is a file: give a folder to write the run into")
@@ -259,7 +260,7 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
     say(format_report(rep))
     return rep
 
-# %% ../nbs/09_cli.ipynb #d261bea1
+# %% ../nbs/09_cli.ipynb #994c8ad6
 def format_report(r:dict # what `train` returned
                  ) -> str:
     "The report of a `train` run as a few lines of text."
@@ -279,12 +280,13 @@ def format_report(r:dict # what `train` returned
     if 'out' in r: lines.append(f"saved              {r['out']}/model.pth, report.json, curves.png")
     return '\n'.join(lines)
 
-# %% ../nbs/09_cli.ipynb #315ece8a
+# %% ../nbs/09_cli.ipynb #b11cb612
 def load_run(path, # a run folder (holding model.pth) or a model file
              device=None, # where to put the model; default `get_device()`
              borzan:bool=False, # require a bor-bor-zan model
             ) -> tuple:
     "`(model, vocab, config)` of a saved run; `CLIError` for a missing file or, with `borzan`, a model of other text."
+    from bborzan.train import load_model, ModelFileError
     p = Path(path)
     if p.is_dir(): p = p/'model.pth'
     _need(p.exists(), f"no model at {p}: give the folder `bborzan train` wrote (e.g. runs/borzan-lm6) or a model.pth")
@@ -296,7 +298,7 @@ def load_run(path, # a run folder (holding model.pth) or a model file
     cfg['window'] = FIXED_SL.get(cfg['name'], cfg['extra'].get('sl', 16)) if cfg['target'] == 'next' else None
     return m, v, cfg
 
-# %% ../nbs/09_cli.ipynb #28ed606b
+# %% ../nbs/09_cli.ipynb #0153b105
 @call_parse
 def sample(path:str, # the run folder (or its model.pth)
            n:int=10, # games (bor-bor-zan) or texts to write
@@ -312,12 +314,13 @@ def sample(path:str, # the run folder (or its model.pth)
     _whole(n, 'n'); _whole(length, 'length', 2)
     _need(temperature >= 0, f"--temperature {temperature}: use 0 (argmax), below 1 (safer), 1, or above 1 (wilder)")
     _need(top_k is None or (isinstance(top_k, int) and top_k >= 1), f"--top_k {top_k}: keep at least 1 token")
+    from bborzan.generate import generate, sample_games, prompt_tokens
     m, v, cfg = load_run(path, device)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     start = prompt if prompt is not None else cfg['extra'].get('prompt', ['end', '.'])
+    if cfg['name'] in FIXED_SL and len(prompt_tokens(start, v)[0]) < cfg['window']:
+        raise CLIError(f"this {cfg['name']} reads exactly {cfg['window']} tokens: give a --prompt of at least {cfg['window']} tokens")
     if all(w in v for w in WORDS):
-        if cfg['window'] and isinstance(start, str) and len(start.split()) < cfg['window']:
-            raise CLIError(f"this {cfg['name']} reads {cfg['window']} tokens: give a --prompt of at least {cfg['window']} tokens")
         sg = sample_games(m, v, n=n, temperature=temperature, top_k=top_k, max_len=length, prompt=start, seed=seed)
         for i, (t, ok, ps) in enumerate(zip(sg.texts, sg.legal, sg.problems), 1):
             say(f"{i:3d} {'legal  ' if ok else 'ILLEGAL'} {t.strip()}" + ('' if ok else f"\n      -> {'; '.join(ps)}"))
@@ -330,7 +333,7 @@ def sample(path:str, # the run folder (or its model.pth)
         say(f"--- {i+1}\n{texts[-1]}")
     return dict(kind='text', texts=texts)
 
-# %% ../nbs/09_cli.ipynb #becd7f63
+# %% ../nbs/09_cli.ipynb #6b98ccf9
 def reply_move(p:np.ndarray, # (8,) probabilities of the opponent's moves 1..8
                energy:int, # the replying player's energy
               ) -> tuple:
@@ -342,18 +345,19 @@ def reply_move(p:np.ndarray, # (8,) probabilities of the opponent's moves 1..8
     best = max(np.flatnonzero(ok), key=lambda i: (round(values[i], 12), GAIN[i + 1], -i))
     return MOVES[best], values
 
-# %% ../nbs/09_cli.ipynb #c25ca622
+# %% ../nbs/09_cli.ipynb #734ea097
 def predict_move(model, vocab, # a bor-bor-zan model and its vocab
                  game:Game, # the game so far
                  window:int|None=None, # context for window models (`load_run`'s config['window'])
                 ) -> np.ndarray:
     "(8,) the model's probabilities of player 1's next move in `game`, over the moves player 1 can afford."
+    from bborzan.generate import predict_next
     toks = [',', 'end', '.'] + [w for a, b in game.pretty_record() for w in (a, 'to', b, ',')]
     top = dict(predict_next(model, toks, vocab, k=len(vocab), window=window))
     p = np.array([top.get(w, 0.) for w in MOVE_NAMES]) * affordable(game.e1)
     return p / p.sum() if p.sum() > 0 else affordable(game.e1) / affordable(game.e1).sum()
 
-# %% ../nbs/09_cli.ipynb #ba4712c5
+# %% ../nbs/09_cli.ipynb #8eab6b6a
 def _rules() -> str:
     return '\n'.join(f"  {int(m)} {m.text:10s} needs {REQUIRES[m]} energy, kills {', '.join(b.text for b in BEATS.get(m, ())) or 'nothing'}"
                      for m in MOVES)
@@ -402,7 +406,7 @@ def play_games(model, vocab, # a bor-bor-zan model and its vocab
     say(f"\nfinal score: you {score['you']}, the model {score['model']} ({played} game{'s' if played != 1 else ''} finished)")
     return dict(score, games=played)
 
-# %% ../nbs/09_cli.ipynb #fb64f746
+# %% ../nbs/09_cli.ipynb #874e0f32
 @call_parse
 def play(path:str, # the run folder of a bor-bor-zan model (or its model.pth)
          games:int=3, # games to play
@@ -413,7 +417,7 @@ def play(path:str, # the run folder of a bor-bor-zan model (or its model.pth)
     m, v, cfg = load_run(path, device, borzan=True)
     return play_games(m, v, games=games, window=cfg['window'])
 
-# %% ../nbs/09_cli.ipynb #d216b7b7
+# %% ../nbs/09_cli.ipynb #03810709
 def _shapes(shapes:str) -> tuple:
     try: out = tuple(tuple(int(v) for v in sh.lower().split('x')) for sh in shapes.split(','))
     except ValueError: out = ()
@@ -433,6 +437,9 @@ def bench(games:int=100_000, # games to play (the seed's 100,000)
     names = tuple(models.split(','))
     for k in names: _need(k in ('lm4', 'lm5', 'lm6', 'lm7'), f"--models: {k!r} can't be benchmarked: use lm4, lm5, lm6 or lm7")
     shp, dev = _shapes(shapes), _device(device)
+    import torch
+    from bborzan.datasets import bench_borzan_data
+    from bborzan.train import bench_train, bench_table
     docs = generate_games(games, seed=42).docs()
     try:
         data = bench_borzan_data(docs, repeats=repeats, device=dev)
@@ -444,10 +451,15 @@ def bench(games:int=100_000, # games to play (the seed's 100,000)
     print(f"one training epoch (train + validation), tokens/s:\n{bench_table(res)}")
     return dict(data=data, train=res)
 
-# %% ../nbs/09_cli.ipynb #142ccaad
+# %% ../nbs/09_cli.ipynb #baa5bb66
 COMMANDS = {'train': train, 'sample': sample, 'play': play, 'bench': bench}
-USER_ERRORS = (CLIError, UnknownModelError, ModelFileError, UnknownTokenError, IllegalMoveError, TranscriptError, LayoutError,
-               DatasetError, FileNotFoundError)
+USER_ERRORS = {'bborzan.train': ('UnknownModelError', 'ModelFileError', 'LayoutError'), 'bborzan.data': ('UnknownTokenError',),
+               'bborzan.game': ('IllegalMoveError', 'PlayerError'), 'bborzan.oracle': ('TranscriptError',),
+               'bborzan.datasets': ('DatasetError',)}   # the library's errors about input, by module
+
+def user_errors() -> tuple:
+    "The exception classes that mean bad input: `CLIError`, `FileNotFoundError`, and `USER_ERRORS` of the modules loaded so far."
+    return (CLIError, FileNotFoundError) + tuple(getattr(sys.modules[m], n) for m, ns in USER_ERRORS.items() if m in sys.modules for n in ns)
 
 def usage() -> str:
     "The top-level help: the commands and what each does."
@@ -476,7 +488,8 @@ def main(argv:list|None=None # the arguments (default `sys.argv[1:]`)
         args = vars(parser(cmd).parse_args(argv[1:]))
         for k in ('pdb', 'xtra'): args.pop(k, None)
         COMMANDS[cmd](**args)
-    except USER_ERRORS as e:
+    except Exception as e:
+        if not isinstance(e, user_errors()): raise   # a bug: keep its traceback
         print(f"bborzan: error: {' '.join(str(e).split())}", file=sys.stderr); return 2
     except KeyboardInterrupt:
         print("bborzan: interrupted", file=sys.stderr); return 130

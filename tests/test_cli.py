@@ -55,6 +55,11 @@ def test_help():
         assert opt in res.stdout, opt
     assert 'path' in ok(bborzan('play', '--help')).stdout
 
+def test_quick_answers():
+    "Help and typos are answered without loading torch: the command line imports the heavy library parts only to run."
+    res = run([sys.executable, '-c', "import bborzan.cli, sys; print(sorted(m for m in ('torch', 'fastai') if m in sys.modules))"])
+    assert res.stdout.strip() == '[]', res.stdout + res.stderr
+
 def test_train_borzan(borzan_run):
     out, res = borzan_run
     assert sorted(p.name for p in out.iterdir()) == ['curves.png', 'model.pth', 'report.json']
