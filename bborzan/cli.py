@@ -37,7 +37,7 @@ def _whole(x, name:str, least:int=1):
 
 # %% ../nbs/09_cli.ipynb #21d609b6
 DATASETS = ('borzan', 'human-numbers', 'nietzsche')
-WORD_MODELS = ('lm1', 'lm2', 'lm3', 'lm4', 'lm5', 'lm6', 'lm7')   # `bborzan.train.MODELS`, named here to keep torch unloaded
+WORD_MODELS = ('lm1', 'lm2', 'lm3', 'lm4', 'lm5', 'lm6', 'lm7', 'pointer')   # `bborzan.train.MODELS`, named here to keep torch unloaded
 CHAR_MODELS = ('char3', 'char_loop', 'char_loop_concat', 'char_rnn', 'char_seq_rnn', 'char_stateful_rnn', 'char_stateful_rnn2',
                'char_stateful_gru', 'char_stateful_lstm')
 MODELS_FOR = {'borzan': WORD_MODELS, 'human-numbers': WORD_MODELS, 'nietzsche': CHAR_MODELS}
@@ -57,9 +57,10 @@ def check_choice(dataset:str, # 'borzan', 'human-numbers' or 'nietzsche'
 def model_kwargs(name:str, # a name in `MODELS`
                  n_vocab:int, # tokens in the vocab
                  hidden:int, # hidden size
-                 layers:int=1, # stacked layers (for lm5, lm6, lm7 and char_stateful_lstm)
+                 layers:int=1, # stacked layers (for lm5, lm6, lm7, pointer and char_stateful_lstm)
                 ) -> dict:
     "The constructor arguments of model `name` for the command line's sizes."
+    if name == 'pointer': return dict(vocab_sz=n_vocab, n_hidden=hidden, n_layers=layers, p=0.5)   # LMModel7 + a pointer
     if name.startswith('lm'):
         kw = dict(vocab_sz=n_vocab, n_hidden=hidden)
         if name in ('lm5', 'lm6', 'lm7'): kw['n_layers'] = layers
@@ -121,7 +122,7 @@ DEFAULTS = {   # per dataset: the model, its sizes and its training settings whe
     'human-numbers': dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16),
     'nietzsche':     dict(model='char_stateful_gru', hidden=256, layers=2, epochs=4, lr=3e-3, bs=64, sl=32),
 }
-REG = {'lm7': dict(wd=0.1, alpha=2., beta=1.)}   # fastbook's weight decay and AR/TAR for LMModel7
+REG = {'lm7': dict(wd=0.1, alpha=2., beta=1.), 'pointer': dict(wd=0.1, alpha=2., beta=1.)}   # fastbook's weight decay and AR/TAR for LMModel7 (and the pointer LSTM built on it)
 
 # %% ../nbs/09_cli.ipynb #e11b1cc9
 def train_settings(dataset:str='borzan', # the corpus
@@ -197,11 +198,11 @@ def _curves(hist, path):
 # %% ../nbs/09_cli.ipynb #d2f6176e
 @call_parse
 def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
-          model:str=None, # lm1..lm7 (borzan, human-numbers) or a char model (nietzsche); default: lm6, lm7, char_stateful_gru
+          model:str=None, # lm1..lm7 or pointer (borzan, human-numbers) or a char model (nietzsche); default: lm6, lm7, char_stateful_gru
           epochs:int=None, # passes over the training data (default 8 for borzan)
           lr:float=None, # peak learning rate of the one cycle (default 3e-3 for borzan)
           hidden:int=None, # hidden size (default 128 for borzan)
-          layers:int=None, # stacked layers, for lm5-lm7 and char_stateful_lstm (default 1 for borzan)
+          layers:int=None, # stacked layers, for lm5-lm7, pointer and char_stateful_lstm (default 1 for borzan)
           bs:int=None, # batch size (default 128 for borzan)
           sl:int=None, # tokens per window (default 32 for borzan)
           device:str=None, # cpu, cuda, mps (default: the best there is)
