@@ -32,3 +32,20 @@ def test_unchanged_by_nbdev(regenerated, folder):
 def test_readme_in_sync():
     res = run([sys.executable, str(ROOT/'tools'/'readme.py'), '--check'])
     assert res.returncode == 0, res.stderr
+
+def test_index_tables_current(monkeypatch):
+    "The notebook and results tables in nbs/index.ipynb (and so README.md) match the notebooks and nbs/results/*.json now."
+    from execnb.nbio import read_nb
+    from execnb.shell import CaptureShell
+    nb = read_nb(ROOT/'nbs'/'index.ipynb')
+    monkeypatch.chdir(ROOT/'nbs')
+    shell, stale = CaptureShell(), []
+    for cell in nb.cells:
+        if cell.cell_type != 'code': continue
+        stored = [o['data']['text/markdown'] for o in cell.get('outputs', []) if 'text/markdown' in o.get('data', {})]
+        outs = shell.run(cell.source)
+        fresh = [o['data']['text/markdown'] for o in outs if 'text/markdown' in o.get('data', {})]
+        norm = lambda xs: [''.join(x) if isinstance(x, list) else x for x in xs]
+        if norm(stored) != norm(fresh): stale.append(cell.source.splitlines()[-1])
+    assert not stale, (f"nbs/index.ipynb's outputs are out of date ({stale}): run `cd nbs && jupyter nbconvert --to notebook "
+                       "--execute --inplace index.ipynb && nbdev_clean --fname index.ipynb && cd .. && python tools/readme.py`")
