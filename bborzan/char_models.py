@@ -10,7 +10,7 @@ __all__ = ['Char3Model', 'CharLoopModel', 'CharLoopConcatModel', 'CharRnn', 'Cha
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .models import check_tokens, carry_state, detach_state
+from .models import ConfigModule, check_tokens, carry_state, detach_state
 
 # %% ../nbs/06_char_models.ipynb #146e2b57
 def _check_x(x, name='model', k=None):
@@ -21,7 +21,7 @@ def _check_x(x, name='model', k=None):
     return check_tokens(x, k, name)   # the word-level models' check, from `bborzan.models`
 
 # %% ../nbs/06_char_models.ipynb #acff3856
-class Char3Model(nn.Module):
+class Char3Model(ConfigModule):
     "Predict the 4th character from 3: embed, `l_in`, then `l_hidden` once per character, then `l_out`."
     def __init__(self,
                  vocab_size:int, # number of distinct characters (embedding rows and output logits)
@@ -50,7 +50,7 @@ class Char3Model(nn.Module):
         return self.l_out(h)                         # (bs, vocab_size)
 
 # %% ../nbs/06_char_models.ipynb #83008ecf
-class CharLoopModel(nn.Module):
+class CharLoopModel(ConfigModule):
     "`Char3Model` as a loop over any number of characters: an RNN that adds each input to the hidden state."
     def __init__(self,
                  vocab_size:int, # number of distinct characters
@@ -76,7 +76,7 @@ class CharLoopModel(nn.Module):
         return self.l_out(h)                                # (bs, vocab_size)
 
 # %% ../nbs/06_char_models.ipynb #364478dd
-class CharLoopConcatModel(nn.Module):
+class CharLoopConcatModel(ConfigModule):
     "`CharLoopModel` that concatenates the hidden state and the embedded character instead of adding them."
     def __init__(self,
                  vocab_size:int, # number of distinct characters
@@ -103,7 +103,7 @@ class CharLoopConcatModel(nn.Module):
         return self.l_out(h)                                 # (bs, vocab_size)
 
 # %% ../nbs/06_char_models.ipynb #df4da3a3
-class CharRnn(nn.Module):
+class CharRnn(ConfigModule):
     "Predict the next character with PyTorch's `nn.RNN` doing the loop; only the last step's output is used."
     def __init__(self,
                  vocab_size:int, # number of distinct characters
@@ -126,7 +126,7 @@ class CharRnn(nn.Module):
         return self.l_out(outp[:, -1])                      # (bs, vocab_size)
 
 # %% ../nbs/06_char_models.ipynb #a4723363
-class CharSeqRnn(nn.Module):
+class CharSeqRnn(ConfigModule):
     "`CharRnn` that predicts the next character after every position, not only after the last."
     def __init__(self,
                  vocab_size:int, # number of distinct characters
@@ -163,7 +163,7 @@ def identity_init_(m:nn.Module, # a model with a plain RNN as `.rnn` (`nn.RNN` o
     return m
 
 # %% ../nbs/06_char_models.ipynb #cca6e921
-class CharSeqStatefulBase(nn.Module):
+class CharSeqStatefulBase(ConfigModule):
     "What the stateful models share: a hidden state `h` kept between batches, made lazily, detached after each batch."
     nl = 1  # layers of hidden state
 

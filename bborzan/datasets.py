@@ -6,15 +6,16 @@
 __all__ = ['HUMAN_NUMBERS', 'NIETZSCHE_URL', 'NIETZSCHE_CHARS', 'NIETZSCHE_START', 'DatasetError', 'DatasetNotFound',
            'DatasetCorrupt', 'atomic_write', 'fastai_data_path', 'number_words', 'human_numbers_file_text',
            'human_numbers', 'human_numbers_tokens', 'nietzsche', 'offline_text', 'char_text', 'BorzanCorpus',
-           'borzan_corpus', 'seed_borzan_dls', 'bench_borzan_data']
+           'borzan_corpus', 'reference_borzan_dls', 'RunData', 'load_borzan', 'load_human_numbers', 'load_nietzsche']
 
 # %% ../nbs/04_datasets.ipynb #0f1101c6
-import os, tempfile, http.client, urllib.request, urllib.error, itertools, statistics, time, gc
+import os, tempfile, http.client, urllib.request, urllib.error, itertools
+from dataclasses import dataclass
 from pathlib import Path
 import torch
 from fastcore.foundation import L
 from .core import is_fast
-from .data import Vocab, lm_dls, seed_lm_dls
+from .data import Vocab, lm_dls, reference_lm_dls, split_windows
 
 # %% ../nbs/04_datasets.ipynb #87ce4c73
 class DatasetError(Exception):
@@ -156,14 +157,21 @@ def offline_text() -> str:
     return '\n'.join(topics[k] for k in sorted(topics))
 
 # %% ../nbs/04_datasets.ipynb #d4e2213f
-def char_text(path=None, # passed to `nietzsche`
+def char_text(path=None, # a nietzsche.txt (or a folder holding one) that must exist; None: the cache, else a download
               download:bool|None=None, # None: download unless running small (`is_fast()`)
+              fallback:bool=True, # when Nietzsche can't be had: True, use `offline_text()` (saying so); False, raise `DatasetNotFound`
               **kwargs # more arguments for `nietzsche` (`cache`, ...)
              ) -> tuple[str, str]:
     "The Nietzsche text and 'nietzsche', or (saying so) `offline_text()` and 'pydoc' when Nietzsche can't be had."
+    if path is not None:
+        p = Path(path).expanduser()
+        if not (p.is_file() or (p/'nietzsche.txt').is_file()):
+            raise DatasetNotFound(f"{path} is not there ({'a folder without nietzsche.txt' if p.is_dir() else 'no such file'}): "
+                                  "check the path of your nietzsche.txt")
     if download is None: download = not is_fast()
     try: return nietzsche(path, download=download, **kwargs), 'nietzsche'
     except DatasetNotFound as e:
+        if not fallback: raise
         print(f"Nietzsche is not available ({str(e).split('. ')[0]}); using offline_text(), Python's help texts, instead.")
         return offline_text(), 'pydoc'
 
@@ -218,11 +226,11 @@ def borzan_corpus(n_games:int=100_000, # how many games to play
     return BorzanCorpus.from_docs(generate_games(n_games, seed=seed, **kw).docs(), valid_pct)
 
 # %% ../nbs/04_datasets.ipynb #de1fbcf3
-def seed_borzan_dls(docs:list[str], # one text per game
+def reference_borzan_dls(docs:list[str], # one text per game
                     valid_pct:float=0.2, # the share of games (the last ones) for validation
                     bs:int=128, # batch size
                     sl:int=6, # tokens per window
-                    **kwargs # more for `seed_lm_dls` (target, grouped, device...)
+                    **kwargs # more for `reference_lm_dls` (target, grouped, device...)
                    ):
     "The seed's bor-bor-zan `DataLoaders`, built literally from game texts (a reference for benchmarks)."
     cut = _cut(len(docs), valid_pct)
@@ -230,34 +238,43 @@ def seed_borzan_dls(docs:list[str], # one text per game
     vocab = L(*tokens).unique()
     word2idx = {w:i for i,w in enumerate(vocab)}
     nums, nums_v = L(word2idx[i] for i in tokens), L(word2idx[i] for i in tokens_v)
-    dls = seed_lm_dls(nums, nums_v, bs=bs, sl=sl, **kwargs)
+    dls = reference_lm_dls(nums, nums_v, bs=bs, sl=sl, **kwargs)
     dls.vocab = vocab
     return dls
 
-def _read_all(dls) -> int:
-    n = 0
-    for dl in (dls.train, dls.valid):
-        for x, y in dl: n += 1
-    if torch.cuda.is_available(): torch.cuda.synchronize()
-    return n
+# %% ../nbs/04_datasets.ipynb #f48a153a
+@dataclass
+class RunData:
+    "The token streams and vocab a run trains on."
+    train: torch.Tensor   # (n_train,) token ids
+    valid: torch.Tensor   # (n_valid,) token ids
+    vocab: Vocab          # the `Vocab` of both
+    source: str           # what the text is: 'borzan', 'human-numbers', 'nietzsche' or 'pydoc'
+    corpus: object = None # the `BorzanCorpus` (bor-bor-zan only), for the oracle
 
-def bench_borzan_data(docs:list[str], # the game texts both pipelines start from
-                      bs:int=128, # batch size
-                      sl:int=6, # tokens per window
-                      valid_pct:float=0.2, # the share of games for validation
-                      repeats:int=3, # timed runs of each pipeline (alternating); medians are reported
-                      device=None, # where our batches go; default `get_device()`
-                     ) -> dict:
-    "Seconds from game texts to every batch read once: the seed's pipeline vs `BorzanCorpus` + `lm_dls` (medians)."
-    times, batches = {'seed': [], 'fast': []}, {}
-    ways = {'seed': lambda: seed_borzan_dls(docs, valid_pct, bs, sl),
-            'fast': lambda: BorzanCorpus.from_docs(docs, valid_pct).dls(bs, sl, device=device)}
-    for _ in range(repeats):
-        for name, make in ways.items():
-            gc.collect()
-            t = time.perf_counter()
-            batches[name] = _read_all(make())
-            times[name].append(time.perf_counter() - t)
-    seed, fast = statistics.median(times['seed']), statistics.median(times['fast'])
-    return dict(seed_s=seed, fast_s=fast, ratio=seed/fast, seed_batches=batches['seed'], fast_batches=batches['fast'],
-                n_games=len(docs), repeats=repeats, seed_runs=times['seed'], fast_runs=times['fast'])
+def load_borzan(sl:int=32, # unused: bor-bor-zan is split by games
+                seed:int=42, # the games' random seed
+                games:int=100_000, # games to play, split 80/20 by games
+               ) -> RunData:
+    "Bor-bor-zan games; the vocab holds every word of the game, even those a tiny corpus never uses (so ids don't move)."
+    from bborzan.oracle import WORDS
+    c = borzan_corpus(games, seed=seed)
+    return RunData(c.train, c.valid, Vocab(c.vocab.itos + [w for w in WORDS if w not in c.vocab]), 'borzan', c)
+
+def load_human_numbers(sl:int=16, # window length: the stream is split 80/20 by windows, like fastbook
+                       seed:int=42, # unused
+                      ) -> RunData:
+    "Human Numbers as one stream, split by windows of `sl` like fastbook chapter 12."
+    toks = human_numbers_tokens()
+    vocab = Vocab(toks)
+    return RunData(*split_windows(vocab.encode(toks), sl), vocab, 'human-numbers')
+
+def load_nietzsche(sl:int=32, # window length: split 80/20 by windows
+                   seed:int=42, # unused
+                   offline:bool=False, # never download; without the file, use Python's help texts (saying so)
+                   text=None, # a nietzsche.txt to use; it must exist
+                  ) -> RunData:
+    "Nietzsche's text by character (or, offline without the file, the stand-in), split by windows of `sl`."
+    txt, source = char_text(text, download=not offline, fallback=offline)
+    vocab = Vocab(txt, sort=True)
+    return RunData(*split_windows(vocab.encode(txt), sl), vocab, source)

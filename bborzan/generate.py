@@ -4,18 +4,20 @@
 
 # %% auto #0
 __all__ = ['sample_probs', 'is_char_vocab', 'prompt_tokens', 'generate_ids', 'predict_next', 'generate', 'SampledGames',
-           'sample_games']
+           'sample_games', 'predict_move', 'reply_move']
 
 # %% ../nbs/08_generate.ipynb #59c3df9b
 import re, math
 from collections import Counter
 from dataclasses import dataclass, field
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from .data import Vocab, UnknownTokenError
-from .train import split_output, model_device
+from .models import split_output, model_device, evaluating, reset_state
 from .oracle import check_transcript
+from .game import Game, MOVES, MOVE_NAMES, GAIN, KILLS, affordable
 
 # %% ../nbs/08_generate.ipynb #7af662bf
 def sample_probs(logits:torch.Tensor, # (..., V) scores for the next token
@@ -58,9 +60,6 @@ def prompt_tokens(prompt, # text (str) or a list of tokens
     return toks, sep
 
 # %% ../nbs/08_generate.ipynb #611e6531
-def _reset(model):
-    if hasattr(model, 'reset'): model.reset()
-
 def _check_gen_args(n, temperature, top_k):
     if not isinstance(n, int) or n < 0: raise ValueError(f"n={n!r}: ask for a whole number of tokens, 0 or more")
     sample_probs(torch.zeros(1), temperature, top_k)   # the same checks as sampling itself
@@ -78,15 +77,14 @@ def generate_ids(model:nn.Module, # a language model (any of the course's word o
                 ) -> torch.Tensor: # (bs, n) written ids (fewer columns if every row stopped early)
     "Write `n` tokens after each row of `ids`: stateful sequence models read their own output, others a sliding window."
     _check_gen_args(n, temperature, top_k)
-    dev, was = model_device(model), model.training
+    dev = model_device(model)
     ids = torch.as_tensor(ids).to(dev)
     if ids.ndim != 2 or ids.shape[1] == 0: raise ValueError(f"ids must be (bs, L) with L >= 1, got shape {tuple(ids.shape)}")
     if window is not None and window < 1: raise ValueError(f"window={window}: read at least 1 token")
     seq = ids if window is None else ids[:, -window:]
     w, new = seq.shape[1], []
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=dev)
-    model.eval(); _reset(model)
-    try:
+    with evaluating(model):
         out = split_output(model(seq))[0]                    # (bs, V) or (bs, L, V)
         own = out.ndim == 3 and hasattr(model, 'reset')      # a stateful sequence model reads only its own output
         for i in range(n):
@@ -102,10 +100,8 @@ def generate_ids(model:nn.Module, # a language model (any of the course's word o
             if own: out = split_output(model(nxt[:, None]))[0]
             else:
                 seq = torch.cat([seq, nxt[:, None]], 1)[:, -w:]
-                _reset(model)
+                reset_state(model)
                 out = split_output(model(seq))[0]
-    finally:
-        model.train(was); _reset(model)
     return torch.stack(new, 1) if new else ids.new_zeros(ids.shape[0], 0)
 
 # %% ../nbs/08_generate.ipynb #28ea72cc
@@ -126,10 +122,7 @@ def predict_next(model:nn.Module, # a language model
     toks, _ = prompt_tokens(prompt, v, sep)
     ids = v.encode(toks)[None]                                # (1, L)
     if window is not None: ids = ids[:, -window:]
-    dev, was = model_device(model), model.training
-    model.eval(); _reset(model)
-    try: out = split_output(model(ids.to(dev)))[0]
-    finally: model.train(was); _reset(model)
+    with evaluating(model): out = split_output(model(ids.to(model_device(model))))[0]
     p = sample_probs(out[0, -1] if out.ndim == 3 else out[0], temperature)   # (V,)
     top = p.topk(min(k, len(v)))
     return [(v.itos[i], float(q)) for q, i in zip(top.values.tolist(), top.indices.tolist())]
@@ -208,3 +201,26 @@ def sample_games(model:nn.Module, # a word model trained on bor-bor-zan text
         if not done: ps = ps + [f"did not end within {max_len} tokens"]
         texts.append(text); problems.append(ps); finished.append(done)
     return SampledGames(texts, problems, finished)
+
+# %% ../nbs/08_generate.ipynb #6425a561
+def predict_move(model, vocab, # a bor-bor-zan model and its vocab
+                 game:Game, # the game so far
+                 window:int|None=None, # context for window models (`load_run`'s config['window'])
+                ) -> np.ndarray:
+    "(8,) the model's probabilities of player 1's next move in `game`, over the moves player 1 can afford."
+    toks = [',', 'end', '.'] + [w for a, b in game.pretty_record() for w in (a, 'to', b, ',')]
+    top = dict(predict_next(model, toks, vocab, k=len(vocab), window=window))
+    p = np.array([top.get(w, 0.) for w in MOVE_NAMES]) * affordable(game.e1)
+    return p / p.sum() if p.sum() > 0 else affordable(game.e1) / affordable(game.e1).sum()
+
+# %% ../nbs/08_generate.ipynb #d6334a5a
+def reply_move(p:np.ndarray, # (8,) probabilities of the opponent's moves 1..8
+               energy:int, # the replying player's energy
+              ) -> tuple:
+    "`(move, values)`: the affordable move with the best expected outcome against `p`, and every move's value (8,)."
+    p = np.asarray(p, dtype=np.float64)
+    k = KILLS[1:, 1:]                                       # (8, 8): k[b, a] = 1 if b kills a
+    values = (k - k.T) @ p                                  # (8,) P(we kill) - P(we are killed), per our move
+    ok = affordable(energy)                                 # (8,)
+    best = max(np.flatnonzero(ok), key=lambda i: (round(values[i], 12), GAIN[i + 1], -i))
+    return MOVES[best], values

@@ -76,7 +76,8 @@ def test_train_borzan(borzan_run):
 
 def test_load_round_trip(borzan_run):
     "The saved model, loaded with the library, scores exactly what the report says on the same validation games."
-    from bborzan.train import load_model, evaluate_borzan
+    from bborzan.checkpoint import load_model
+    from bborzan.scoring import evaluate_borzan
     from bborzan.datasets import borzan_corpus
     out, _ = borzan_run
     rep = json.loads((out/'report.json').read_text())
@@ -128,7 +129,7 @@ def test_train_nietzsche_offline(tmp_path):
 
 def test_bench():
     res = ok(bborzan('bench', '--games', '600', '--repeats', '1', '--models', 'lm4', '--shapes', '64x16', '--device', 'cpu', '--quiet'))
-    assert "seed's pipeline" in res.stdout and 'x faster' in res.stdout
+    assert "reference pipeline" in res.stdout and 'x faster' in res.stdout
     assert 'tokens/s' in res.stdout and 'lm4   seed' in res.stdout and 'lm4   ours_64x16' in res.stdout
 
 # ---- bad input ----

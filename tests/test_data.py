@@ -7,14 +7,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader as TorchDL
 from hypothesis import given, settings, strategies as st
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')
-from bborzan.data import (Vocab, UnknownTokenError, group_chunks, seed_seqs, seed_lm_dls, LMLoader, lm_dls,
+from bborzan.data import (Vocab, UnknownTokenError, group_chunks, reference_seqs, reference_lm_dls, LMLoader, lm_dls,
                           split_windows, n_windows, check_same_batches)
 
 def as_lists(seqs): return [tuple(torch.as_tensor(o).tolist() for o in s) for s in seqs]
 
 def literal_torch(nums, bs, sl, target, grouped, drop_last):
     "Seed 004's pipeline: a list of tensor windows, `group_chunks`, a plain PyTorch `DataLoader`."
-    seqs = list(seed_seqs(nums, sl, target))
+    seqs = list(reference_seqs(nums, sl, target))
     if grouped: seqs = list(group_chunks(seqs, bs))
     return TorchDL(seqs, batch_size=bs, drop_last=drop_last, shuffle=False)
 
@@ -36,10 +36,10 @@ def test_fast_equals_seed(n, bs, sl, target, grouped, drop_last, seed):
 @given(n=st.integers(2, 300), sl=st.integers(1, 9), pct=st.floats(0, 1))
 def test_split_windows(n, sl, pct):
     nums = torch.arange(n)
-    seqs = seed_seqs(nums, sl)
+    seqs = reference_seqs(nums, sl)
     cut = int(len(seqs) * pct)
     t, v = split_windows(nums, sl, pct)
-    assert as_lists(seed_seqs(t, sl)) == as_lists(seqs[:cut]) and as_lists(seed_seqs(v, sl)) == as_lists(seqs[cut:])
+    assert as_lists(reference_seqs(t, sl)) == as_lists(seqs[:cut]) and as_lists(reference_seqs(v, sl)) == as_lists(seqs[cut:])
     assert t.data_ptr() == nums.data_ptr()  # views, no copy
 
 @settings(max_examples=50, deadline=None)
@@ -63,10 +63,10 @@ def test_vocab_errors():
     assert isinstance(UnknownTokenError('x'), ValueError)
     assert Vocab('abc', unk='?').encode('abd').tolist() == [1, 2, 0]
 
-def test_seed_lm_dls_fastai_literal():
-    "`seed_lm_dls` is the seeds' fastai pipeline: `from_dsets` drops the last partial training batch, keeps the validation one."
+def test_reference_lm_dls_fastai_literal():
+    "`reference_lm_dls` is the seeds' fastai pipeline: `from_dsets` drops the last partial training batch, keeps the validation one."
     nums = torch.randint(0, 30, (500,), generator=torch.Generator().manual_seed(1))
-    sd = seed_lm_dls(nums[:350], nums[350:], bs=9, sl=3, target='next', grouped=False)
+    sd = reference_lm_dls(nums[:350], nums[350:], bs=9, sl=3, target='next', grouped=False)
     fd = lm_dls(nums[:350], nums[350:], bs=9, sl=3, target='next', grouped=False, device='cpu')
     assert sd.train.drop_last and not sd.valid.drop_last
     assert len(sd.valid.dataset) % 9 != 0  # there is a partial validation batch to keep

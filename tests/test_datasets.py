@@ -152,14 +152,14 @@ def test_offline_text_and_char_text(tmp_path, capsys):
 
 # ---- bor-bor-zan corpus (with the real bborzan.game) ----------------------------------------------------------------
 def test_borzan_corpus_split_vocab_and_batches():
-    from bborzan.datasets import borzan_corpus, seed_borzan_dls
+    from bborzan.datasets import borzan_corpus, reference_borzan_dls
     from bborzan.game import generate_games
     from bborzan.data import check_same_batches
     docs = generate_games(3000, seed=7).docs()
     c = borzan_corpus(3000, seed=7)
     assert c.train_docs == docs[:2400] and c.valid_docs == docs[2400:]     # split by games, first 80% for training
     assert '' not in c.vocab and c.vocab.decode_text(c.valid, ' ') + ' ' == ''.join(docs[2400:])
-    sd = seed_borzan_dls(docs, bs=32, sl=6)
+    sd = reference_borzan_dls(docs, bs=32, sl=6)
     assert list(sd.vocab) == c.vocab.itos + ['']                          # the seed's vocab: ours plus a trailing ''
     fd = c.dls(32, 6, device='cpu')
     for i in (0, 1): assert check_same_batches(fd[i], sd[i]) == len(sd[i])

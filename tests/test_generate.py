@@ -8,9 +8,9 @@ from torch import nn
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from bborzan.core import set_seed
+from fastai.torch_core import set_seed
 from bborzan.data import Vocab, UnknownTokenError
-from bborzan.train import MODELS, make_model
+from bborzan.registry import MODELS
 from bborzan.generate import sample_probs, prompt_tokens, generate_ids, predict_next, generate, sample_games, is_char_vocab
 
 def entropy(p): return -(p * p.clamp_min(1e-38).log()).sum(-1)
@@ -76,12 +76,8 @@ def test_prompt_errors_and_char_vocab():
 # ------------------------------------------------------------------ every course model writes
 
 def _make(name, V):
-    kw = dict(vocab_sz=V, n_hidden=8) if name.startswith('lm') or name == 'pointer' else dict(vocab_size=V, n_fac=5, n_hidden=8)
-    kw.update({'lm5': dict(n_layers=2), 'lm6': dict(n_layers=2), 'lm7': dict(n_layers=2, p=0.3),
-               'pointer': dict(n_layers=2, p=0.3, mem=4, n_key=6),
-               'char_stateful_lstm': dict(nl=2, p=0.2)}.get(name, {}))
     set_seed(0)
-    return make_model(name, **kw)
+    return MODELS[name].build(V, 8, 2)
 
 @pytest.mark.parametrize('name', list(MODELS))
 def test_every_model_generates(name):

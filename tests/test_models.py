@@ -11,18 +11,17 @@ from bborzan.models import *
 
 V, NH, SL = 11, 8, 5
 
-MODELS = {  # name -> (constructor, window length it reads)
-    'LMModel1': (lambda: LMModel1(V, NH), 3),
-    'LMModel2': (lambda: LMModel2(V, NH), SL),
-    'LMModel3': (lambda: LMModel3(V, NH), SL),
-    'LMModel4': (lambda: LMModel4(V, NH), SL),
-    'LMModel5': (lambda: LMModel5(V, NH, 2), SL),
-    'LMModel6': (lambda: LMModel6(V, NH, 2), SL),
+from bborzan.registry import MODELS as REGISTRY
+
+def _build(info): return lambda: info.build(V, NH, 2, **({'p': 0.3} if 'p' in info.defaults else {}))
+
+MODELS = {  # name -> (constructor, window length it reads): every word model of the registry, and LMModel6/7 with other RNNs
+    **{info.model_class.__name__: (_build(info), info.window or SL) for info in REGISTRY.values()
+       if info.family == 'word' and info.name != 'pointer'},   # PointerLM's state (its LSTM's and a memory) is checked in 05_models
     'LMModel6-LoopLSTM': (lambda: LMModel6(V, NH, 2, rnn=LoopRNN(NH, NH, 2)), SL),
     'LMModel6-LoopLSTM1': (lambda: LMModel6(V, NH, 2, rnn=LoopRNN(NH, NH, 2, cell=LSTMCell1)), SL),
     'LMModel6-LoopGRU': (lambda: LMModel6(V, NH, 2, rnn=LoopRNN(NH, NH, 2, cell=GRUCell)), SL),
     'LMModel6-nnGRU': (lambda: LMModel6(V, NH, 2, rnn=nn.GRU(NH, NH, 2, batch_first=True)), SL),
-    'LMModel7': (lambda: LMModel7(V, NH, 2, 0.3), SL),
     'LMModel7-LoopGRU': (lambda: LMModel7(V, NH, 2, 0.3, rnn=LoopRNN(NH, NH, 2, cell=GRUCell)), SL),
 }
 STATEFUL = [n for n in MODELS if n not in ('LMModel1', 'LMModel2')]

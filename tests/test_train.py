@@ -9,15 +9,18 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from bborzan.core import set_seed
+from fastai.torch_core import set_seed
 from bborzan.data import LMLoader, Vocab
 from bborzan.datasets import borzan_corpus
 from bborzan.models import LMModel3, LMModel4, LMModel6, LMModel7
 from bborzan.oracle import next_token_probs, position_kinds, POSITION_KINDS
 from bborzan.game import sensible_player
-from bborzan.train import (evaluate, evaluate_borzan, lm_positions, fit, History, lm_loss, LayoutError, MODELS, make_model,
-                           model_config, save_model, load_model, ModelFileError, UnknownModelError, write_results,
-                           read_results, lm_learner, bench_train, bench_table)
+from bborzan.train import evaluate, fit, History, lm_loss, LayoutError, lm_learner
+from bborzan.scoring import evaluate_borzan, lm_positions
+from bborzan.registry import MODELS, make_model, UnknownModelError
+from bborzan.checkpoint import model_config, save_model, load_model, ModelFileError
+from bborzan.results import write_results, read_results
+from bborzan.bench import bench_train, bench_table
 
 @pytest.fixture(scope='module')
 def corpus(): return borzan_corpus(80, seed=3)
@@ -175,24 +178,18 @@ def test_lm_learner_next_layout(corpus):
     assert np.isfinite(learn.recorder.values[-1][1])
 
 def test_bench_train_ours_only():
-    res = bench_train(600, models=('lm4',), repeats=1, seed_side=False, shapes=((4, 6), (8, 16)), log=None)
+    res = bench_train(600, models=('lm4',), repeats=1, reference=False, shapes=((4, 6), (8, 16)), log=None)
     assert set(res['runs']) == {('lm4', 'ours_4x6'), ('lm4', 'ours_8x16')}
     table = bench_table(res)
     assert 'ours_8x16' in table and '-' in table
 
 # ------------------------------------------------------------------ save / load
 
-def _kwargs(name, V=11):
-    kw = dict(vocab_sz=V, n_hidden=6) if name.startswith('lm') or name == 'pointer' else dict(vocab_size=V, n_fac=4, n_hidden=6)
-    kw.update({'lm5': dict(n_layers=2), 'lm6': dict(n_layers=2), 'lm7': dict(n_layers=2, p=0.2),
-               'pointer': dict(n_layers=2, p=0.2, mem=3, n_key=5, key='state'),
-               'char_stateful_lstm': dict(nl=2, p=0.1)}.get(name, {}))
-    return kw
 
 @pytest.mark.parametrize('name', list(MODELS))
 def test_save_load_round_trip_every_model(tmp_path, name):
     set_seed(0)
-    m = make_model(name, **_kwargs(name))
+    m = MODELS[name].build(11, 6, 2)
     vocab = Vocab([f't{i}' for i in range(11)])
     f = save_model(tmp_path/'m.pth', m, vocab, extra=dict(note='x', lr=[1e-3, 3e-3], t=torch.ones(2)))
     m2, v2, cfg = load_model(f, device='cpu')
@@ -247,10 +244,10 @@ def test_load_errors(tmp_path):
     with pytest.raises(ModelFileError, match='damaged'): load_model(tmp_path/'cut.pth')
     torch.save({'a': torch.ones(1)}, tmp_path/'other.pth')
     with pytest.raises(ModelFileError, match='not a bborzan model file'): load_model(tmp_path/'other.pth')
-    with pytest.raises(UnknownModelError, match="unknown model 'gpt'"): load_model(_edit(tmp_path, f, lambda d: d.update(name='gpt')))
+    with pytest.raises(ModelFileError, match="unknown model 'gpt'"): load_model(_edit(tmp_path, f, lambda d: d.update(name='gpt')))
     with pytest.raises(ModelFileError, match='newer bborzan'): load_model(_edit(tmp_path, f, lambda d: d.update(version=99)))
     with pytest.raises(ModelFileError, match="'state_dict' entry is missing"): load_model(_edit(tmp_path, f, lambda d: d.pop('state_dict')))
-    with pytest.raises(ModelFileError, match='vocab has 6 tokens but the weights are for 5'):
+    with pytest.raises(ModelFileError, match='vocab has 6 tokens but the model was built for 5'):
         load_model(_edit(tmp_path, f, lambda d: d['vocab']['itos'].append('f')))
     with pytest.raises(ModelFileError, match="weights don't fit"):
         load_model(_edit(tmp_path, f, lambda d: d['kwargs'].update(n_hidden=7)))
