@@ -13,12 +13,12 @@ import torch.nn.functional as F
 from .models import ConfigModule, check_tokens, carry_state, detach_state
 
 # %% ../nbs/06_char_models.ipynb #146e2b57
-def _check_x(x, name='model', k=None):
+def _check_x(x, name='model', k=None, vocab_sz=None):
     "`x` if it is a batch-first tensor of character ids (bs, sl) (sl == `k` if given), else a ValueError saying what to pass."
     if isinstance(x, (list, tuple)):
         raise ValueError(f'{name} takes one batch-first LongTensor of character ids of shape (bs, sl), not one tensor per '
                          'character (the 2018 *cs): pass torch.stack(cs, dim=1)')
-    return check_tokens(x, k, name)   # the word-level models' check, from `bborzan.models`
+    return check_tokens(x, k, name, vocab_sz)   # the word-level models' check, from `bborzan.models`
 
 # %% ../nbs/06_char_models.ipynb #acff3856
 class Char3Model(ConfigModule):
@@ -39,7 +39,7 @@ class Char3Model(ConfigModule):
                 x:torch.Tensor # (bs, 3) character ids
                ) -> torch.Tensor: # (bs, vocab_size) logits for the 4th character
         "Logits for the character after each row's 3."
-        _check_x(x, 'Char3Model', k=3)
+        _check_x(x, 'Char3Model', k=3, vocab_sz=self.e.num_embeddings)
         in1 = F.relu(self.l_in(self.e(x[:, 0])))   # (bs, n_hidden)
         in2 = F.relu(self.l_in(self.e(x[:, 1])))
         in3 = F.relu(self.l_in(self.e(x[:, 2])))
@@ -68,7 +68,7 @@ class CharLoopModel(ConfigModule):
                 x:torch.Tensor # (bs, k) character ids, any k >= 1
                ) -> torch.Tensor: # (bs, vocab_size) logits for the character after each row
         "Logits for the character after each row of `x`."
-        emb = self.e(_check_x(x, 'CharLoopModel'))         # (bs, k, n_fac)
+        emb = self.e(_check_x(x, 'CharLoopModel', vocab_sz=self.e.num_embeddings))         # (bs, k, n_fac)
         h = emb.new_zeros(x.size(0), self.n_hidden)         # (bs, n_hidden)
         for i in range(x.size(1)):
             inp = F.relu(self.l_in(emb[:, i]))              # (bs, n_hidden)
@@ -94,7 +94,7 @@ class CharLoopConcatModel(ConfigModule):
                 x:torch.Tensor # (bs, k) character ids, any k >= 1
                ) -> torch.Tensor: # (bs, vocab_size) logits for the character after each row
         "Logits for the character after each row of `x`."
-        emb = self.e(_check_x(x, 'CharLoopConcatModel'))   # (bs, k, n_fac)
+        emb = self.e(_check_x(x, 'CharLoopConcatModel', vocab_sz=self.e.num_embeddings))   # (bs, k, n_fac)
         h = emb.new_zeros(x.size(0), self.n_hidden)         # (bs, n_hidden)
         for i in range(x.size(1)):
             inp = torch.cat((h, emb[:, i]), 1)               # (bs, n_hidden + n_fac)
@@ -120,7 +120,7 @@ class CharRnn(ConfigModule):
                 x:torch.Tensor # (bs, k) character ids, any k >= 1
                ) -> torch.Tensor: # (bs, vocab_size) logits for the character after each row
         "Logits for the character after each row of `x`."
-        emb = self.e(_check_x(x, 'CharRnn'))               # (bs, k, n_fac)
+        emb = self.e(_check_x(x, 'CharRnn', vocab_sz=self.e.num_embeddings))               # (bs, k, n_fac)
         h = emb.new_zeros(1, x.size(0), self.n_hidden)      # (1, bs, n_hidden): the loop's starting point
         outp, h = self.rnn(emb, h)                          # (bs, k, n_hidden), (1, bs, n_hidden)
         return self.l_out(outp[:, -1])                      # (bs, vocab_size)
@@ -143,7 +143,7 @@ class CharSeqRnn(ConfigModule):
                 x:torch.Tensor # (bs, sl) character ids
                ) -> torch.Tensor: # (bs, sl, vocab_size) logits for the character after each position
         "Logits for the next character at every position of `x`."
-        emb = self.e(_check_x(x, 'CharSeqRnn'))            # (bs, sl, n_fac)
+        emb = self.e(_check_x(x, 'CharSeqRnn', vocab_sz=self.e.num_embeddings))            # (bs, sl, n_fac)
         h = emb.new_zeros(1, x.size(0), self.n_hidden)      # (1, bs, n_hidden)
         outp, h = self.rnn(emb, h)                          # (bs, sl, n_hidden)
         return self.l_out(outp)                             # (bs, sl, vocab_size)
@@ -188,7 +188,7 @@ class CharSeqStatefulBase(ConfigModule):
                 x:torch.Tensor # (bs, sl) character ids, continuing the previous batch row by row
                ) -> torch.Tensor: # (bs, sl, vocab_size) logits for the character after each position
         "Logits for the next character at every position, starting from the state the last batch left."
-        emb = self.e(_check_x(x, type(self).__name__))         # (bs, sl, n_fac)
+        emb = self.e(_check_x(x, type(self).__name__, vocab_sz=self.e.num_embeddings))         # (bs, sl, n_fac)
         outp, h = self.rnn(emb, self.get_hidden(emb))          # (bs, sl, n_hidden)
         self.h = detach_state(h)                               # keep the values, drop the history: truncated BPTT
         return self.l_out(outp)                                # (bs, sl, vocab_size)
@@ -227,7 +227,7 @@ class CharSeqStatefulRnn2(CharSeqStatefulBase):
                 x:torch.Tensor # (bs, sl) character ids, continuing the previous batch row by row
                ) -> torch.Tensor: # (bs, sl, vocab_size) logits for the character after each position
         "Logits for the next character at every position, one `nn.RNNCell` step per character."
-        emb = self.e(_check_x(x, 'CharSeqStatefulRnn2'))       # (bs, sl, n_fac)
+        emb = self.e(_check_x(x, 'CharSeqStatefulRnn2', vocab_sz=self.e.num_embeddings))       # (bs, sl, n_fac)
         o = self.get_hidden(emb)[0]                            # (bs, n_hidden): the cell's state has no layer axis
         outp = []
         for i in range(x.size(1)):

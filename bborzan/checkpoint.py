@@ -74,31 +74,57 @@ def save_model(path, # where to write (conventionally `.pth`)
     torch.save(payload, buf)
     return atomic_write(path, buf.getvalue())
 
+def _check_file(path, d) -> tuple:
+    "The parts of a loaded model file, each checked for type and size before anything is built from them."
+    bad = lambda what: ModelFileError(f"{path} is damaged: {what}: write it again with save_model")
+    if not isinstance(d, dict) or d.get('format') != FORMAT:
+        raise ModelFileError(f"{path} is not a bborzan model file (no format={FORMAT!r} entry; a bare state_dict?): "
+                             "load it with torch.load, or write it with save_model")
+    v = d.get('version', 0)
+    if type(v) is not int: raise bad(f"its format version is a {type(v).__name__}")
+    if v > FORMAT_VERSION: raise ModelFileError(f"{path} was written by a newer bborzan (format {v}): upgrade bborzan to read it")
+    for k in ('name', 'kwargs', 'vocab', 'state_dict'):
+        if k not in d: raise ModelFileError(f"{path} is damaged: its {k!r} entry is missing")
+    name, kwargs, parts, sd, extra = d['name'], d['kwargs'], d['vocab'], d['state_dict'], d.get('extra', {})
+    if type(name) is not str: raise bad(f"its model name is a {type(name).__name__}")
+    if not isinstance(kwargs, dict) or not all(type(k) is str and type(x) in _SAFE for k, x in kwargs.items()):
+        raise bad("its model arguments are not a dict of names to numbers and strings")
+    if not isinstance(parts, dict) or not isinstance(parts.get('itos'), list) or not all(type(t) is str for t in parts['itos']) \
+       or any(type(parts.get(k)) not in (str, type(None)) for k in ('pad', 'unk')):
+        raise bad("its vocab is not a list of tokens")
+    if not isinstance(sd, dict) or not all(type(k) is str and isinstance(t, torch.Tensor) for k, t in sd.items()):
+        raise bad("its weights are not a dict of tensors")
+    if not isinstance(extra, dict): raise bad(f"its 'extra' entry is a {type(extra).__name__}, not a dict")
+    return name, kwargs, parts, sd, extra
+
 def load_model(path, # a file written by `save_model`
                device=None, # where to put the model; default `get_device()`
               ) -> tuple:
     "`(model, vocab, config)` from a file written by `save_model`: the model in eval mode on `device`."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no model file at {path}: check the path, or train and save_model() one first")
+    if path.is_dir(): raise ModelFileError(f"{path} is a folder, not a model file: give the model.pth inside it")
+    if path.stat().st_size == 0: raise ModelFileError(f"{path} is empty (0 bytes): it is not a model; train and save one again")
     try: d = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise ModelFileError(f"{path} is not a bborzan model file, or it is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
-    if not isinstance(d, dict) or d.get('format') != FORMAT:
-        raise ModelFileError(f"{path} is not a bborzan model file (no format={FORMAT!r} entry; a bare state_dict?): "
-                             "load it with torch.load, or write it with save_model")
-    if d.get('version', 0) > FORMAT_VERSION:
-        raise ModelFileError(f"{path} was written by a newer bborzan (format {d.get('version')}): upgrade bborzan to read it")
-    try: name, kwargs, parts, sd = d['name'], d['kwargs'], d['vocab'], d['state_dict']
-    except KeyError as e: raise ModelFileError(f"{path} is damaged: its {e.args[0]!r} entry is missing") from None
+        raise ModelFileError(f"{path} is not a bborzan model file, or it is damaged: torch could not read it ({type(e).__name__})") from None
+    name, kwargs, parts, sd, extra = _check_file(path, d)
     try: info = model_info(name)
     except UnknownModelError as e: raise ModelFileError(f"{path} holds {e}") from None
     vocab = Vocab(parts['itos'], pad=parts.get('pad'), unk=parts.get('unk'))
     if vocab.itos != parts['itos']: raise ModelFileError(f"{path} is damaged: its vocab can't be rebuilt as it was saved")
     if _vocab_size(name, kwargs) != len(vocab):
         raise ModelFileError(f"{path} does not fit together: the vocab has {len(vocab)} tokens but the model was built for {_vocab_size(name, kwargs)}")
-    try: model = info.model_class(**kwargs)
-    except (TypeError, ValueError) as e: raise ModelFileError(f"{path} is damaged: its saved arguments don't build a {name} ({e})") from None
-    try: model.load_state_dict(sd)
-    except RuntimeError as e: raise ModelFileError(f"{path}'s weights don't fit a {name} with {kwargs}: {str(e).splitlines()[0]}") from None
+    try:
+        with torch.device('meta'): shell = info.model_class(**kwargs)   # shapes only: nothing allocated, however large the sizes claim to be
+    except Exception as e: raise ModelFileError(f"{path} is damaged: its saved arguments don't build a {name} ({type(e).__name__})") from None
+    want, have = {k: tuple(t.shape) for k, t in shell.state_dict().items()}, {k: tuple(t.shape) for k, t in sd.items()}
+    if want != have:
+        diff = sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
+        raise ModelFileError(f"{path}'s weights don't fit a {name} with {kwargs} (first difference: {diff[0]})")
+    if not all(torch.isfinite(t).all() for t in sd.values() if t.is_floating_point()):
+        raise ModelFileError(f"{path} holds weights that are NaN or infinite (a run that diverged?): train it again with a lower learning rate")
+    model = info.model_class(**kwargs)
+    model.load_state_dict(sd)
     model.to(get_device(device)).eval()
-    return model, vocab, dict(name=name, kwargs=kwargs, extra=d.get('extra', {}), saved=d.get('saved', {}))
+    return model, vocab, dict(name=name, kwargs=kwargs, extra=extra, saved=d.get('saved', {}))

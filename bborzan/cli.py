@@ -7,7 +7,7 @@ __all__ = ['COMMANDS', 'USER_ERRORS', 'CLIError', 'train', 'sample', 'play_games
            'parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #1497b437
-import sys, warnings
+import os, io, sys, warnings
 # fastai's import warns that torch.jit.script is deprecated: noise on a command line's stderr, where errors go
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import numpy as np
@@ -39,10 +39,11 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           offline:bool=False, # nietzsche: never download; without the file train on Python's help texts
           text:str=None, # nietzsche: path of a nietzsche.txt to use
           quiet:bool=False, # print nothing (no progress bar, no report)
+          force:bool=False, # replace the run already in --out (otherwise refused)
          ) -> dict:
     "Train a language model, score it (against the oracle for bor-bor-zan) and save it with a report."
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples)   # checked before torch is imported
-    rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet)
+    rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet, force=force)
     if not quiet: print(format_report(rep))
     return rep
 
@@ -60,12 +61,14 @@ def sample(path:str, # the run folder (or its model.pth)
           ) -> dict:
     "Let a saved model write games (each judged by the rules) or text."
     need_whole(n, 'n'); need_whole(length, 'length', 2)
-    need(temperature >= 0, f"--temperature {temperature}: use 0 (argmax), below 1 (safer), 1, or above 1 (wilder)")
+    need(0 <= temperature < float('inf'), f"--temperature {temperature}: use 0 (argmax), below 1 (safer), 1, or a finite value above 1 (wilder)")
     need(top_k is None or (isinstance(top_k, int) and top_k >= 1), f"--top_k {top_k}: keep at least 1 token")
     from bborzan.generate import generate, sample_games, prompt_tokens
     m, v, cfg = load_run(path, device)
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     start = prompt if prompt is not None else cfg['extra'].get('prompt', ['end', '.'])
+    try: prompt_tokens(start, v)
+    except ValueError as e: raise RunError(f"--prompt {start!r}: {e}") from None
     fixed = model_info(cfg['name']).window
     need(not fixed or len(prompt_tokens(start, v)[0]) >= fixed, f"this {cfg['name']} reads exactly {fixed} tokens: give a --prompt of at least {fixed} tokens")
     if all(w in v for w in WORDS):
@@ -94,7 +97,7 @@ def play_games(model, vocab, # a bor-bor-zan model and its vocab
               ) -> dict:
     "Play `games` games of bor-bor-zan against `model`, reading the human's moves from `inp`; returns the score."
     from bborzan.generate import predict_move, reply_move
-    inp, out = inp or sys.stdin, out or sys.stdout
+    inp, out = inp or sys.stdin or io.StringIO(''), out or sys.stdout   # a closed stdin (`<&-`) is None: no moves to read
     say = lambda *a, end='\n': (print(*a, end=end, file=out), out.flush())
     score, played, stop = {'you': 0, 'model': 0}, 0, False
     say(f"bor-bor-zan against the model: you are player 1. Type a move by name or number, 'rules' for the rules, "
@@ -178,7 +181,7 @@ def bench(games:int=100_000, # games to play (the reference's 100,000)
 # %% ../nbs/09_cli.ipynb #f2f2eaee
 COMMANDS = {'train': train, 'sample': sample, 'play': play, 'bench': bench}
 USER_ERRORS = {'bborzan.run': ('RunError',), 'bborzan.registry': ('UnknownModelError', 'UnknownDatasetError'),
-               'bborzan.checkpoint': ('ModelFileError',), 'bborzan.train': ('LayoutError',), 'bborzan.data': ('UnknownTokenError',),
+               'bborzan.checkpoint': ('ModelFileError',), 'bborzan.train': ('LayoutError', 'DivergedError'), 'bborzan.data': ('UnknownTokenError',),
                'bborzan.game': ('IllegalMoveError', 'PlayerError'), 'bborzan.oracle': ('TranscriptError',),
                'bborzan.datasets': ('DatasetError',)}   # the library's errors about input, by module
 
@@ -205,17 +208,23 @@ def main(argv:list|None=None # the arguments (default `sys.argv[1:]`)
         ) -> int:
     "The `bborzan` console script: run a command; a one-line error and status 2 for bad input."
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ('-h', '--help', 'help'):
-        print(usage()); return 0
     try:
+        if not argv or argv[0] in ('-h', '--help', 'help'):
+            print(usage()); return 0
         cmd = argv[0]
         need(cmd in COMMANDS, f"unknown command {cmd!r}: use one of {', '.join(COMMANDS)} (see bborzan --help)")
         args = vars(parser(cmd).parse_args(argv[1:]))
         for k in ('pdb', 'xtra'): args.pop(k, None)
         COMMANDS[cmd](**args)
+    except BrokenPipeError:                     # `bborzan sample | head -1`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:
         if not isinstance(e, user_errors()): raise   # a bug: keep its traceback
         print(f"bborzan: error: {' '.join(str(e).split())}", file=sys.stderr); return 2
     except KeyboardInterrupt:
-        print("bborzan: interrupted", file=sys.stderr); return 130
+        print("bborzan: interrupted; no run was saved or replaced", file=sys.stderr); return 130
+    except SystemExit as e:
+        if type(e).__name__ != 'Terminated': raise
+        print("bborzan: terminated; no run was saved or replaced", file=sys.stderr); return e.code
     return 0

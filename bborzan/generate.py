@@ -25,15 +25,17 @@ def sample_probs(logits:torch.Tensor, # (..., V) scores for the next token
                  top_k:int|None=None, # keep only the k most likely tokens (None: all)
                 ) -> torch.Tensor: # (..., V) probabilities
     "The distribution to sample the next token from: `softmax(logits / temperature)` over the `top_k` best tokens."
-    if not temperature >= 0: raise ValueError(f"temperature={temperature}: use 0 (argmax), a value below 1 (safer), 1, or above 1 (wilder); not negative")
-    if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+    if not 0 <= temperature < math.inf:
+        raise ValueError(f"temperature={temperature}: use 0 (argmax), a value below 1 (safer), 1, or a finite value above 1 (wilder); not negative")
+    if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(f"top_k={top_k!r}: keep at least 1 token (or pass None for all)")
     logits = logits.float()
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]                    # (..., 1) the k-th best score
         logits = logits.masked_fill(logits < kth, -math.inf)
     if temperature == 0: return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
-    return F.softmax(logits / temperature, dim=-1)
+    best = logits.max(-1, keepdim=True).values                              # (..., 1): shifting first keeps a tiny temperature finite
+    return F.softmax((logits - best) / temperature, dim=-1)
 
 # %% ../nbs/08_generate.ipynb #5ad94ccd
 def _as_vocab(vocab) -> Vocab: return vocab if isinstance(vocab, Vocab) else Vocab(list(vocab))

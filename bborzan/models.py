@@ -18,7 +18,8 @@ from fastcore.basics import patch
 # %% ../nbs/05_models.ipynb #aaaa523e
 def check_tokens(x:torch.Tensor, # token ids, shape (bs, sl)
                  n:int|None=None, # the exact number of tokens per row the model reads, or None for any
-                 name:str='the model' # who is asking, for the error message
+                 name:str='the model', # who is asking, for the error message
+                 vocab_sz:int|None=None # the model's vocab size: ids must be in 0..vocab_sz-1 (checked on the CPU only, where it costs no sync)
                 ) -> torch.Tensor:
     "Return `x` if it is a batch of integer token ids of shape (bs, sl), else raise a `ValueError` that says why."
     if not isinstance(x, torch.Tensor) or x.is_floating_point() or x.is_complex():
@@ -29,6 +30,11 @@ def check_tokens(x:torch.Tensor, # token ids, shape (bs, sl)
     if n is not None and x.shape[1] != n:
         raise ValueError(f"{name} reads exactly {n} tokens per row, got x of shape {tuple(x.shape)}: "
                          f"cut windows of {n} tokens, or use LMModel2, which reads any length")
+    if vocab_sz is not None and x.device.type == 'cpu' and x.numel():
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi >= vocab_sz:
+            raise ValueError(f"{name} has a vocab of {vocab_sz} tokens (ids 0..{vocab_sz-1}), got id {lo if lo < 0 else hi}: "
+                             "encode the text with the vocab the model was built for")
     return x
 
 # %% ../nbs/05_models.ipynb #8802e738
@@ -94,7 +100,7 @@ class LMModel1(ConfigModule):
 
     def forward(self, x:torch.Tensor # token ids, (bs, 3)
                ) -> torch.Tensor:    # logits for the 4th token, (bs, vocab_sz)
-        check_tokens(x, n=3, name='LMModel1')
+        check_tokens(x, n=3, name='LMModel1', vocab_sz=self.i_h.num_embeddings)
         h = F.relu(self.h_h(self.i_h(x[:, 0])))    # (bs, n_hidden)
         h = h + self.i_h(x[:, 1])                  # (bs, n_hidden)
         h = F.relu(self.h_h(h))
@@ -107,7 +113,7 @@ class LMModel2(LMModel1):
     "Read any number of tokens with a loop, predict the next one; the hidden state starts at zero for every batch."
     def forward(self, x:torch.Tensor # token ids, (bs, sl)
                ) -> torch.Tensor:    # logits for the token after the window, (bs, vocab_sz)
-        emb = self.i_h(check_tokens(x, name=type(self).__name__))     # (bs, sl, n_hidden)
+        emb = self.i_h(check_tokens(x, name=type(self).__name__, vocab_sz=self.i_h.num_embeddings))     # (bs, sl, n_hidden)
         h = emb.new_zeros(emb.shape[0], emb.shape[2])        # (bs, n_hidden): same dtype and device as emb
         for i in range(emb.shape[1]):
             h = F.relu(self.h_h(h + emb[:, i]))              # (bs, n_hidden)
@@ -143,7 +149,7 @@ class LMModel3(LMModel1):
 
     def forward(self, x:torch.Tensor # token ids, (bs, sl)
                ) -> torch.Tensor:    # logits for the token after the window, (bs, vocab_sz)
-        emb = self.i_h(check_tokens(x, name=type(self).__name__))     # (bs, sl, n_hidden)
+        emb = self.i_h(check_tokens(x, name=type(self).__name__, vocab_sz=self.i_h.num_embeddings))     # (bs, sl, n_hidden)
         h = carry_state(self.h, emb, batch_dim=0)
         if h is None: h = emb.new_zeros(emb.shape[0], emb.shape[2])   # (bs, n_hidden)
         for i in range(emb.shape[1]):
@@ -160,7 +166,7 @@ class LMModel4(LMModel3):
     "Stateful RNN predicting the next token after every position of the window."
     def forward(self, x:torch.Tensor # token ids, (bs, sl)
                ) -> torch.Tensor:    # logits for the next token at every position, (bs, sl, vocab_sz)
-        emb = self.i_h(check_tokens(x, name=type(self).__name__))     # (bs, sl, n_hidden)
+        emb = self.i_h(check_tokens(x, name=type(self).__name__, vocab_sz=self.i_h.num_embeddings))     # (bs, sl, n_hidden)
         h = carry_state(self.h, emb, batch_dim=0)
         if h is None: h = emb.new_zeros(emb.shape[0], emb.shape[2])   # (bs, n_hidden)
         outs = []
@@ -185,7 +191,7 @@ class LMModel5(ConfigModule):
 
     def forward(self, x:torch.Tensor # token ids, (bs, sl)
                ) -> torch.Tensor:    # logits for the next token at every position, (bs, sl, vocab_sz)
-        emb = self.i_h(check_tokens(x, name=type(self).__name__))   # (bs, sl, n_hidden)
+        emb = self.i_h(check_tokens(x, name=type(self).__name__, vocab_sz=self.i_h.num_embeddings))   # (bs, sl, n_hidden)
         res, h = self.rnn(emb, carry_state(self.h, emb))           # res (bs, sl, n_hidden), h (n_layers, bs, n_hidden)
         self.h = detach_state(h)
         return self.h_o(res)                                       # (bs, sl, vocab_sz)
@@ -404,7 +410,7 @@ class LMModel6(ConfigModule):
 
     def forward(self, x:torch.Tensor # token ids, (bs, sl)
                ) -> torch.Tensor:    # logits for the next token at every position, (bs, sl, vocab_sz)
-        emb = self.i_h(check_tokens(x, name=type(self).__name__))   # (bs, sl, n_hidden)
+        emb = self.i_h(check_tokens(x, name=type(self).__name__, vocab_sz=self.i_h.num_embeddings))   # (bs, sl, n_hidden)
         res, h = self.rnn(emb, carry_state(self.h, emb))           # res (bs, sl, n_hidden)
         self.h = detach_state(h)
         return self.h_o(res)                                       # (bs, sl, vocab_sz)
@@ -449,7 +455,7 @@ class LMModel7(ConfigModule):
 
     def forward(self, x:torch.Tensor # token ids, (bs, sl)
                ) -> tuple:           # logits (bs, sl, vocab_sz), raw (bs, sl, n_hidden), dropped (bs, sl, n_hidden)
-        emb = self.i_h(check_tokens(x, name=type(self).__name__))           # (bs, sl, n_hidden)
+        emb = self.i_h(check_tokens(x, name=type(self).__name__, vocab_sz=self.i_h.num_embeddings))           # (bs, sl, n_hidden)
         raw, h = self.rnn(emb, carry_state(self.h, emb))           # raw (bs, sl, n_hidden)
         out = self.drop(raw)                                       # (bs, sl, n_hidden)
         self.h = detach_state(h)

@@ -220,6 +220,7 @@ def oracle_stats(docs,                   # the games: a list of game texts (like
     "The oracle's cross-entropy (the floor), best accuracy and per-position breakdown on a corpus of whole games."
     player2 = player1 if player2 is None else player2
     tokens = _tokens(docs)
+    if not tokens: raise ValueError("there are no games to score: pass at least one game text")
     st = _parse(tokens)
     N, R = len(tokens), len(st.rounds)
     p_true, p_max, hit = np.ones(N), np.ones(N), np.ones(N, bool)       # (N,) certain tokens: p = 1

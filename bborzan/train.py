@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['returns_activations', 'lm_learner', 'LayoutError', 'check_layout', 'lm_loss', 'ar_tar', 'train_loss', 'Evaluation',
-           'evaluate', 'History', 'fit']
+           'evaluate', 'History', 'DivergedError', 'fit']
 
 # %% ../nbs/07_train.ipynb #c97f5ac3
-import time
+import time, math
 from dataclasses import dataclass, field
 import numpy as np
 import torch
@@ -163,9 +163,12 @@ class History:
         return ax
 
 # %% ../nbs/07_train.ipynb #9db0767d
+class DivergedError(ValueError):
+    "Training that diverged: a loss became infinite or NaN."
+
 def _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start):
     if not isinstance(epochs, (int, np.integer)) or epochs < 1: raise ValueError(f"epochs={epochs!r}: train for a whole number of epochs, at least 1")
-    if not lr > 0: raise ValueError(f"lr={lr!r}: the learning rate must be positive (3e-3 is a good start for Adam)")
+    if not 0 < lr < math.inf: raise ValueError(f"lr={lr!r}: the learning rate must be positive and finite (3e-3 is a good start for Adam)")
     if opt not in ('adamw', 'sgd'): raise ValueError(f"opt={opt!r}: use 'adamw' or 'sgd'")
     if clip is not None and not clip > 0: raise ValueError(f"clip={clip!r}: clip the gradient norm to a positive value, or pass None")
     if alpha < 0 or beta < 0: raise ValueError(f"alpha={alpha}, beta={beta}: AR/TAR weights can't be negative")
@@ -196,7 +199,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         device=None, # where to train; default `get_device()`
         quiet:bool=False, # no progress bar and no table
        ) -> History:
-    "Train `model` with a one-cycle schedule, resetting its state each epoch and before validation; returns a `History`."
+    "Train `model` with a one-cycle schedule, resetting its state each epoch and before validation; returns a `History` (`DivergedError` on a non-finite loss)."
     _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start)
     dev = get_device(device)
     model.to(dev)
@@ -227,7 +230,13 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
             batch = torch.stack(losses).double().cpu()                 # one read-back per epoch
             hist.batch_losses += batch.tolist()
             trn = float((batch * torch.tensor(counts, dtype=torch.float64)).sum() / sum(counts))
+            if not math.isfinite(trn):
+                raise DivergedError(f"training diverged: the training loss became {trn} in epoch {epoch + 1} (peak lr {lr:g}): "
+                                    "train again with a lower learning rate (e.g. a tenth of it), or clip the gradients")
             val = evaluate(model, valid) if valid is not None else None
+            if val is not None and not math.isfinite(val.loss):
+                raise DivergedError(f"training diverged: the validation loss became {val.loss} in epoch {epoch + 1} (peak lr {lr:g}): "
+                                    "train again with a lower learning rate (e.g. a tenth of it)")
             row = dict(epoch=epoch, train_loss=trn, valid_loss=val.loss if val else None,
                        accuracy=val.accuracy if val else None, time=time.perf_counter() - t0)
             hist.epochs.append(row)

@@ -9,18 +9,14 @@ from bborzan.char_models import *
 
 V, N_FAC, N_HID = 16, 5, 11   # toy sizes: vocab, embedding, hidden
 
-FACTORIES = {
-    'Char3Model':          lambda: Char3Model(V, N_FAC, N_HID),
-    'CharLoopModel':       lambda: CharLoopModel(V, N_FAC, N_HID),
-    'CharLoopConcatModel': lambda: CharLoopConcatModel(V, N_FAC, N_HID),
-    'CharRnn':             lambda: CharRnn(V, N_FAC, N_HID),
-    'CharSeqRnn':          lambda: CharSeqRnn(V, N_FAC, N_HID),
-    'CharSeqStatefulRnn':  lambda: CharSeqStatefulRnn(V, N_FAC, N_HID),
-    'CharSeqStatefulRnn2': lambda: CharSeqStatefulRnn2(V, N_FAC, N_HID),
-    'CharSeqStatefulGRU':  lambda: CharSeqStatefulGRU(V, N_FAC, N_HID),
-    'CharSeqStatefulLSTM': lambda: CharSeqStatefulLSTM(V, N_FAC, nl=2, n_hidden=N_HID, p=0.2),
-}
-SINGLE = ['Char3Model', 'CharLoopModel', 'CharLoopConcatModel', 'CharRnn']   # (bs, vocab) out
+from bborzan.registry import MODELS
+
+def _factory(info):
+    return lambda: info.build(V, N_HID, 2, n_fac=N_FAC, **({'p': 0.2} if 'p' in info.defaults else {}))
+
+CHAR = {info.model_class.__name__: info for info in MODELS.values() if info.family == 'char'}   # every character model of the registry
+FACTORIES = {name: _factory(info) for name, info in CHAR.items()}
+SINGLE = [n for n, info in CHAR.items() if info.predicts == 'next']   # (bs, vocab) out
 STATEFUL = [n for n in FACTORIES if 'Stateful' in n]
 ALL = list(FACTORIES)
 
@@ -35,7 +31,7 @@ def make(name, seed=0):
     torch.manual_seed(seed)
     return FACTORIES[name]()
 
-def sl_for(name, sl=6): return 3 if name == 'Char3Model' else sl
+def sl_for(name, sl=6): return CHAR[name].window or sl
 
 def out_shape(name, bs, sl): return (bs, V) if name in SINGLE else (bs, sl, V)
 
