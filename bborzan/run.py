@@ -107,11 +107,15 @@ class RunFolder:
                     need(p.is_dir(), f"--out {out}: {p} is a file, not a folder: choose another --out"); break
             out.parent.mkdir(parents=True, exist_ok=True)
             if fcntl is not None:
-                self._lock = open(out.parent/f'.{out.name}.lock', 'a')
-                try: fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    self._lock.close(); self._lock = None
-                    raise RunError(f"another bborzan run is writing {out} right now: wait for it to finish, or choose another --out") from None
+                path, f = out.parent/f'.{out.name}.lock', open(out.parent/f'.{out.name}.lock', 'a')
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    ours = os.fstat(f.fileno()).st_ino == os.stat(path).st_ino   # not a lock file its holder just removed
+                except (BlockingIOError, FileNotFoundError): ours = False
+                if not ours:
+                    f.close()
+                    raise RunError(f"another bborzan run is writing {out} right now: wait for it to finish, or choose another --out")
+                self._lock, self._lock_path = f, path
             need(self.force or not (out/'model.pth').exists() and not (out/'report.json').exists(),
                  f"{out} already holds a run: add --force to replace it, or choose another --out")
             self.sweep()
@@ -156,7 +160,10 @@ class RunFolder:
 
     def __exit__(self, *exc):
         if self.tmp is not None: shutil.rmtree(self.tmp, ignore_errors=True); self.tmp = None
-        if self._lock is not None: self._lock.close(); self._lock = None
+        if self._lock is not None:                                 # removed while still held, so no other run can hold a stale copy
+            try: os.unlink(self._lock_path)
+            except OSError: pass
+            self._lock.close(); self._lock = None
 
 # %% ../nbs/08b_run.ipynb #636fe13b
 def _device(device):
