@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'CLIError', 'train', 'sample', 'play_games', 'play', 'bench', 'user_errors', 'usage',
-           'parser', 'main']
+           'parser', 'version', 'dash_aliases', 'main']
 
 # %% ../nbs/09_cli.ipynb #1497b437
 import os, io, sys, warnings
@@ -38,14 +38,23 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           out:str=None, # folder for model.pth, report.json, curves.png (default runs/DATASET-MODEL)
           offline:bool=False, # nietzsche: never download; without the file train on Python's help texts
           text:str=None, # nietzsche: path of a nietzsche.txt to use
-          quiet:bool=False, # print nothing (no progress bar, no report)
+          quiet:bool=False, # no progress and no messages; the final report is still printed
           force:bool=False, # replace the run already in --out (otherwise refused)
+          resume:bool=False, # continue the interrupted run of --out after its last finished epoch (same settings)
          ) -> dict:
     "Train a language model, score it (against the oracle for bor-bor-zan) and save it with a report."
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples)   # checked before torch is imported
-    rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet, force=force)
-    if not quiet: print(format_report(rep))
+    rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet,
+                    force=force, resume=resume, command=_command_line())
+    print(format_report(rep), flush=True)
     return rep
+
+def _command_line() -> str:
+    "The command line as typed (what `main` was given), for the run's report."
+    import shlex
+    return shlex.join(['bborzan', *(_ARGV if _ARGV is not None else sys.argv[1:])])
+
+_ARGV = None   # set by `main`
 
 # %% ../nbs/09_cli.ipynb #616e64f3
 @call_parse
@@ -195,7 +204,9 @@ def usage() -> str:
     cmds = '\n'.join(f"  {k:{w}s}  {f.__doc__}" for k, f in COMMANDS.items())
     return (f"usage: bborzan COMMAND [options]\n\nTrain recurrent language models on bor-bor-zan, Human Numbers or Nietzsche, "
             f"and score them against the best possible model.\n\ncommands:\n{cmds}\n\n"
-            f"`bborzan train` with no options runs the course's main experiment. `bborzan COMMAND --help` lists a command's options.")
+            f"`bborzan train` with no options runs the course's main experiment. `bborzan COMMAND --help` lists a command's options; "
+            f"an option written with underscores (--top_k) can also be written with dashes (--top-k). `bborzan --version` says which "
+            f"versions run.")
 
 def parser(cmd:str): # a name in `COMMANDS`
     "The `argparse` parser of command `cmd`, built from its signature; its errors raise `CLIError` (one line)."
@@ -204,16 +215,39 @@ def parser(cmd:str): # a name in `COMMANDS`
     p.error = error
     return p
 
+def version() -> str:
+    "bborzan's version, and those of the libraries it runs on (read without importing them)."
+    from importlib.metadata import version as v, PackageNotFoundError
+    from bborzan import __version__
+    def get(p):
+        try: return v(p)
+        except PackageNotFoundError: return 'not installed'
+    return f"bborzan {__version__} (torch {get('torch')}, fastai {get('fastai')}, Python {sys.version.split()[0]})"
+
+def dash_aliases(cmd:str, # a name in `COMMANDS`
+                 args:list # its arguments
+                ) -> list:
+    "`args` with `--top-k` spelled `--top_k` (and so on) for every option of `cmd` whose name has an underscore."
+    names = {o for a in parser(cmd)._actions for o in a.option_strings if '_' in o}
+    def fix(a):
+        flag, eq, val = a.partition('=')
+        alt = flag.replace('-', '_').replace('__', '--', 1)
+        return alt + eq + val if flag.startswith('--') and alt in names else a
+    return [fix(a) for a in args]
+
 def main(argv:list|None=None # the arguments (default `sys.argv[1:]`)
         ) -> int:
     "The `bborzan` console script: run a command; a one-line error and status 2 for bad input."
-    argv = list(sys.argv[1:] if argv is None else argv)
+    global _ARGV
+    argv = _ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         if not argv or argv[0] in ('-h', '--help', 'help'):
             print(usage()); return 0
+        if argv[0] in ('-V', '--version', 'version'):
+            print(version()); return 0
         cmd = argv[0]
         need(cmd in COMMANDS, f"unknown command {cmd!r}: use one of {', '.join(COMMANDS)} (see bborzan --help)")
-        args = vars(parser(cmd).parse_args(argv[1:]))
+        args = vars(parser(cmd).parse_args(dash_aliases(cmd, argv[1:])))
         for k in ('pdb', 'xtra'): args.pop(k, None)
         COMMANDS[cmd](**args)
     except BrokenPipeError:                     # `bborzan sample | head -1`: the reader left; stop quietly, as Unix tools do

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['returns_activations', 'lm_learner', 'LayoutError', 'check_layout', 'lm_loss', 'ar_tar', 'train_loss', 'Evaluation',
-           'evaluate', 'History', 'DivergedError', 'fit']
+           'evaluate', 'History', 'fit_state', 'DivergedError', 'fit']
 
 # %% ../nbs/07_train.ipynb #c97f5ac3
-import time, math
+import sys, time, math
 from dataclasses import dataclass, field
 import numpy as np
 import torch
@@ -162,6 +162,45 @@ class History:
         ax.set_xlabel('batch'); ax.set_ylabel('loss (nats/token)'); ax.legend()
         return ax
 
+# %% ../nbs/07_train.ipynb #1b16e701
+def _progress_mode(progress:str) -> str:
+    "'bar' or 'lines' or 'none': `auto` is a bar in a notebook or on a terminal, and plain lines in a log or a pipe."
+    if progress not in ('auto', 'bar', 'lines', 'none'): raise ValueError(f"progress={progress!r}: use 'auto', 'bar', 'lines' or 'none'")
+    if progress != 'auto': return progress
+    from fastprogress.fastprogress import IN_NOTEBOOK
+    try: tty = sys.stdout.isatty()
+    except (AttributeError, ValueError): tty = False
+    return 'bar' if IN_NOTEBOOK or tty else 'lines'
+
+def _copy_cpu(o):
+    "A copy of `o` with every tensor copied to the CPU: a snapshot that later training steps can't change."
+    if torch.is_tensor(o): return o.detach().to('cpu', copy=True)
+    if isinstance(o, dict): return {k: _copy_cpu(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)): return type(o)(_copy_cpu(v) for v in o)
+    return o
+
+def fit_state(epoch:int, # the epoch just finished (0-based)
+              epochs:int, # the epochs of the whole run
+              n_batches:int, # batches per epoch
+              model, opt, sched, # what is being trained, and how
+              hist:History, # what was recorded so far
+             ) -> dict:
+    "Everything `fit(resume=...)` needs to continue after `epoch`: weights, optimiser, schedule, record and random state (on the CPU)."
+    return dict(epoch=epoch, epochs=epochs, n_batches=n_batches, model=_copy_cpu(model.state_dict()), opt=_copy_cpu(opt.state_dict()),
+                sched=_copy_cpu(sched.state_dict()), hist=dict(epochs=list(hist.epochs), batch_losses=list(hist.batch_losses), lrs=list(hist.lrs)),
+                rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+def _resume(st:dict, model, opt, sched, hist:History, epochs:int, n_batches:int) -> int:
+    "Load a `fit_state` into a fresh model, optimiser and schedule; the epoch to start from."
+    if (st['epochs'], st['n_batches']) != (epochs, n_batches):
+        raise ValueError(f"resume: that run had {st['epochs']} epochs of {st['n_batches']} batches, this one {epochs} of {n_batches}: "
+                         "resume with the same settings and data")
+    model.load_state_dict(st['model']); opt.load_state_dict(st['opt']); sched.load_state_dict(st['sched'])
+    hist.epochs, hist.batch_losses, hist.lrs = list(st['hist']['epochs']), list(st['hist']['batch_losses']), list(st['hist']['lrs'])
+    torch.set_rng_state(st['rng'])
+    if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
+    return st['epoch'] + 1
+
 # %% ../nbs/07_train.ipynb #9db0767d
 class DivergedError(ValueError):
     "Training that diverged: a loss became infinite or NaN."
@@ -197,7 +236,10 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         alpha:float=0., # AR weight (models returning (logits, raw, dropped))
         beta:float=0., # TAR weight (likewise)
         device=None, # where to train; default `get_device()`
-        quiet:bool=False, # no progress bar and no table
+        quiet:bool=False, # no progress at all (same as progress='none')
+        progress:str='auto', # 'bar' (fastprogress), 'lines' (one plain line per epoch, for logs), 'none'; 'auto': a bar in a notebook or terminal, else lines
+        checkpoint=None, # called after every epoch with the `fit_state` dict that `resume` takes (e.g. to save it)
+        resume:dict|None=None, # a `fit_state` from `checkpoint`: continue after its epoch, as if never stopped
        ) -> History:
     "Train `model` with a one-cycle schedule, resetting its state each epoch and before validation; returns a `History` (`DivergedError` on a non-finite loss)."
     _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start)
@@ -210,12 +252,14 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
     if pct_start * total == 1: pct_start += 0.5 / total   # OneCycleLR divides by pct_start*total - 1: keep it off zero
     sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=total, pct_start=pct_start,
                                                 base_momentum=moms[1], max_momentum=moms[0], div_factor=25., final_div_factor=1e5)
-    hist = History()
+    hist, first = History(), 0
+    if resume is not None: first = _resume(resume, model, o, sched, hist, epochs, len(train))
     names = ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
-    mb = None if quiet else master_bar(range(epochs))
+    mode = _progress_mode('none' if quiet else progress)
+    mb = master_bar(range(first, epochs)) if mode == 'bar' else None
     if mb is not None: mb.write(names, table=True)
     try:
-        for epoch in (range(epochs) if mb is None else mb):
+        for epoch in (range(first, epochs) if mb is None else mb):
             t0 = time.perf_counter()
             model.train(); reset_state(model)
             losses, counts = [], []
@@ -240,9 +284,11 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
             row = dict(epoch=epoch, train_loss=trn, valid_loss=val.loss if val else None,
                        accuracy=val.accuracy if val else None, time=time.perf_counter() - t0)
             hist.epochs.append(row)
-            if mb is not None:
-                mb.write([str(epoch), f'{trn:.6f}'] + (['', ''] if val is None else [f'{val.loss:.6f}', f'{val.accuracy:.6f}'])
-                         + [time.strftime('%M:%S', time.gmtime(row['time']))], table=True)
+            cells = [str(epoch), f'{trn:.6f}'] + (['', ''] if val is None else [f'{val.loss:.6f}', f'{val.accuracy:.6f}']) \
+                    + [time.strftime('%M:%S', time.gmtime(row['time']))]
+            if mb is not None: mb.write(cells, table=True)
+            elif mode == 'lines': print(f"epoch {epoch + 1}/{epochs}  " + '  '.join(f"{k} {v}" for k, v in zip(names[1:], cells[1:]) if v), flush=True)
+            if checkpoint is not None: checkpoint(fit_state(epoch, epochs, len(train), model, o, sched, hist))
     finally:
         reset_state(model)
     return hist
