@@ -11,7 +11,7 @@ import os, io, sys, warnings
 # fastai's import warns that torch.jit.script is deprecated: noise on a command line's stderr, where errors go
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import numpy as np
-from fastcore.script import call_parse, anno_parser
+from fastcore.script import anno_parser
 from .game import Game, MOVES, MOVE_NAMES, REQUIRES, BEATS, IllegalMoveError, as_move, generate_games
 from .oracle import WORDS
 from .registry import model_info
@@ -22,7 +22,6 @@ class CLIError(ValueError):
     "Bad command-line syntax (an unknown command or option); the message says what to do instead."
 
 # %% ../nbs/09_cli.ipynb #61c7dda4
-@call_parse
 def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           model:str=None, # lm1..lm7 or pointer (borzan, human-numbers) or a char model (nietzsche); default: lm6, lm7, char_stateful_gru
           epochs:int=None, # passes over the training data (default 8 for borzan)
@@ -57,7 +56,6 @@ def _command_line() -> str:
 _ARGV = None   # set by `main`
 
 # %% ../nbs/09_cli.ipynb #616e64f3
-@call_parse
 def sample(path:str, # the run folder (or its model.pth)
            n:int=10, # games (bor-bor-zan) or texts to write
            length:int=200, # most tokens per game or text
@@ -144,7 +142,6 @@ def play_games(model, vocab, # a bor-bor-zan model and its vocab
     return dict(score, games=played)
 
 # %% ../nbs/09_cli.ipynb #72829185
-@call_parse
 def play(path:str, # the run folder of a bor-bor-zan model (or its model.pth)
          games:int=3, # games to play
          device:str=None, # cpu, cuda, mps (default: the best there is)
@@ -161,7 +158,6 @@ def _shapes(shapes:str) -> tuple:
     need(out and all(len(s) == 2 and min(s) >= 1 for s in out), f"--shapes {shapes!r}: write batch shapes as BSxSL, comma-separated, e.g. 128x6,1024x16")
     return out
 
-@call_parse
 def bench(games:int=100_000, # games to play (the reference's 100,000)
           repeats:int=3, # timed runs of each configuration; medians are reported
           models:str='lm4,lm6', # comma-separated: lm4, lm5, lm6, lm7 (at the reference's sizes)
@@ -227,12 +223,14 @@ def version() -> str:
 def dash_aliases(cmd:str, # a name in `COMMANDS`
                  args:list # its arguments
                 ) -> list:
-    "`args` with `--top-k` spelled `--top_k` (and so on) for every option of `cmd` whose name has an underscore."
-    names = {o for a in parser(cmd)._actions for o in a.option_strings if '_' in o}
+    "`args` with `--top-k` and `--top_k` both accepted: each option spelled the way `cmd`'s parser names it (fastcore's versions differ)."
+    names = {o for a in parser(cmd)._actions for o in a.option_strings}
     def fix(a):
         flag, eq, val = a.partition('=')
-        alt = flag.replace('-', '_').replace('__', '--', 1)
-        return alt + eq + val if flag.startswith('--') and alt in names else a
+        if not flag.startswith('--') or flag in names: return a
+        for alt in ('--' + flag[2:].replace('-', '_'), '--' + flag[2:].replace('_', '-')):
+            if alt in names: return alt + eq + val
+        return a
     return [fix(a) for a in args]
 
 def main(argv:list|None=None # the arguments (default `sys.argv[1:]`)
