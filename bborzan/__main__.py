@@ -9,4 +9,4 @@ __all__ = []
 #| eval: false
 import sys
 from .cli import main
-if __name__ == '__main__': sys.exit(main())
+if __name__ == '__main__' and __spec__ is not None: sys.exit(main())   # `python -m bborzan`, not a notebook kernel
