@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['COMMANDS', 'USER_ERRORS', 'CLIError', 'train', 'sample', 'play_games', 'play', 'bench', 'user_errors', 'usage',
-           'parser', 'main']
+           'parser', 'version', 'dash_aliases', 'main']
 
 # %% ../nbs/09_cli.ipynb #1497b437
 import os, io, sys, warnings
 # fastai's import warns that torch.jit.script is deprecated: noise on a command line's stderr, where errors go
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 import numpy as np
-from fastcore.script import call_parse, anno_parser
+from fastcore.script import anno_parser
 from .game import Game, MOVES, MOVE_NAMES, REQUIRES, BEATS, IllegalMoveError, as_move, generate_games
 from .oracle import WORDS
 from .registry import model_info
@@ -22,7 +22,6 @@ class CLIError(ValueError):
     "Bad command-line syntax (an unknown command or option); the message says what to do instead."
 
 # %% ../nbs/09_cli.ipynb #61c7dda4
-@call_parse
 def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           model:str=None, # lm1..lm7 or pointer (borzan, human-numbers) or a char model (nietzsche); default: lm6, lm7, char_stateful_gru
           epochs:int=None, # passes over the training data (default 8 for borzan)
@@ -38,17 +37,25 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           out:str=None, # folder for model.pth, report.json, curves.png (default runs/DATASET-MODEL)
           offline:bool=False, # nietzsche: never download; without the file train on Python's help texts
           text:str=None, # nietzsche: path of a nietzsche.txt to use
-          quiet:bool=False, # print nothing (no progress bar, no report)
+          quiet:bool=False, # no progress and no messages; the final report is still printed
           force:bool=False, # replace the run already in --out (otherwise refused)
+          resume:bool=False, # continue the interrupted run of --out after its last finished epoch (same settings)
          ) -> dict:
     "Train a language model, score it (against the oracle for bor-bor-zan) and save it with a report."
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples)   # checked before torch is imported
-    rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet, force=force)
-    if not quiet: print(format_report(rep))
+    rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet,
+                    force=force, resume=resume, command=_command_line())
+    print(format_report(rep), flush=True)
     return rep
 
+def _command_line() -> str:
+    "The command line as typed (what `main` was given), for the run's report."
+    import shlex
+    return shlex.join(['bborzan', *(_ARGV if _ARGV is not None else sys.argv[1:])])
+
+_ARGV = None   # set by `main`
+
 # %% ../nbs/09_cli.ipynb #616e64f3
-@call_parse
 def sample(path:str, # the run folder (or its model.pth)
            n:int=10, # games (bor-bor-zan) or texts to write
            length:int=200, # most tokens per game or text
@@ -135,7 +142,6 @@ def play_games(model, vocab, # a bor-bor-zan model and its vocab
     return dict(score, games=played)
 
 # %% ../nbs/09_cli.ipynb #72829185
-@call_parse
 def play(path:str, # the run folder of a bor-bor-zan model (or its model.pth)
          games:int=3, # games to play
          device:str=None, # cpu, cuda, mps (default: the best there is)
@@ -152,7 +158,6 @@ def _shapes(shapes:str) -> tuple:
     need(out and all(len(s) == 2 and min(s) >= 1 for s in out), f"--shapes {shapes!r}: write batch shapes as BSxSL, comma-separated, e.g. 128x6,1024x16")
     return out
 
-@call_parse
 def bench(games:int=100_000, # games to play (the reference's 100,000)
           repeats:int=3, # timed runs of each configuration; medians are reported
           models:str='lm4,lm6', # comma-separated: lm4, lm5, lm6, lm7 (at the reference's sizes)
@@ -195,7 +200,9 @@ def usage() -> str:
     cmds = '\n'.join(f"  {k:{w}s}  {f.__doc__}" for k, f in COMMANDS.items())
     return (f"usage: bborzan COMMAND [options]\n\nTrain recurrent language models on bor-bor-zan, Human Numbers or Nietzsche, "
             f"and score them against the best possible model.\n\ncommands:\n{cmds}\n\n"
-            f"`bborzan train` with no options runs the course's main experiment. `bborzan COMMAND --help` lists a command's options.")
+            f"`bborzan train` with no options runs the course's main experiment. `bborzan COMMAND --help` lists a command's options; "
+            f"an option written with underscores (--top_k) can also be written with dashes (--top-k). `bborzan --version` says which "
+            f"versions run.")
 
 def parser(cmd:str): # a name in `COMMANDS`
     "The `argparse` parser of command `cmd`, built from its signature; its errors raise `CLIError` (one line)."
@@ -204,16 +211,41 @@ def parser(cmd:str): # a name in `COMMANDS`
     p.error = error
     return p
 
+def version() -> str:
+    "bborzan's version, and those of the libraries it runs on (read without importing them)."
+    from importlib.metadata import version as v, PackageNotFoundError
+    from bborzan import __version__
+    def get(p):
+        try: return v(p)
+        except PackageNotFoundError: return 'not installed'
+    return f"bborzan {__version__} (torch {get('torch')}, fastai {get('fastai')}, Python {sys.version.split()[0]})"
+
+def dash_aliases(cmd:str, # a name in `COMMANDS`
+                 args:list # its arguments
+                ) -> list:
+    "`args` with `--top-k` and `--top_k` both accepted: each option spelled the way `cmd`'s parser names it (fastcore's versions differ)."
+    names = {o for a in parser(cmd)._actions for o in a.option_strings}
+    def fix(a):
+        flag, eq, val = a.partition('=')
+        if not flag.startswith('--') or flag in names: return a
+        for alt in ('--' + flag[2:].replace('-', '_'), '--' + flag[2:].replace('_', '-')):
+            if alt in names: return alt + eq + val
+        return a
+    return [fix(a) for a in args]
+
 def main(argv:list|None=None # the arguments (default `sys.argv[1:]`)
         ) -> int:
     "The `bborzan` console script: run a command; a one-line error and status 2 for bad input."
-    argv = list(sys.argv[1:] if argv is None else argv)
+    global _ARGV
+    argv = _ARGV = list(sys.argv[1:] if argv is None else argv)
     try:
         if not argv or argv[0] in ('-h', '--help', 'help'):
             print(usage()); return 0
+        if argv[0] in ('-V', '--version', 'version'):
+            print(version()); return 0
         cmd = argv[0]
         need(cmd in COMMANDS, f"unknown command {cmd!r}: use one of {', '.join(COMMANDS)} (see bborzan --help)")
-        args = vars(parser(cmd).parse_args(argv[1:]))
+        args = vars(parser(cmd).parse_args(dash_aliases(cmd, argv[1:])))
         for k in ('pdb', 'xtra'): args.pop(k, None)
         COMMANDS[cmd](**args)
     except BrokenPipeError:                     # `bborzan sample | head -1`: the reader left; stop quietly, as Unix tools do

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['UnknownTokenError', 'Vocab', 'n_windows', 'reference_seqs', 'group_chunks', 'reference_lm_dls', 'LMLoader',
-           'check_same_batches', 'split_windows', 'lm_dls']
+           'check_same_batches', 'split_windows', 'LMDataLoaders', 'lm_dls']
 
 # %% ../nbs/03_data.ipynb #a395e785
 import itertools, numpy as np, torch
@@ -180,6 +180,7 @@ class LMLoader(DataLoader):
 
     def new(self, dataset=None, cls=None, **kwargs):
         "A copy with some settings changed (fastai's `get_preds` asks for `drop_last=False`); the stream is shared, not copied."
+        kwargs.pop('shuffle', None)     # fastai's `show_results` asks for a shuffled copy: a language model's batches keep their order
         kw = dict(bs=self.bs, sl=self.sl, target=self.target, grouped=self.grouped, drop_last=self.drop_last,
                   device=self.device, vocab=self.vocab)
         return (cls or type(self))(self.dataset if dataset is None else dataset, **merge(kw, kwargs))
@@ -208,6 +209,14 @@ def split_windows(nums:Tensor, # the token stream, 1-D
     cut = int(n_windows(len(nums), sl) * pct)
     return nums[:cut*sl + 2], nums[cut*sl:]
 
+# %% ../nbs/03_data.ipynb #b62bf3a5
+class LMDataLoaders(DataLoaders):
+    "fastai `DataLoaders` of `LMLoader`s; `new_empty` (what `Learner.export` pickles) keeps the vocab and the batch layout, not the text."
+    def new_empty(self):
+        "Loaders of one tiny window of zeros, on the CPU, with this vocab and layout: enough to rebuild and `predict`, not to train."
+        return type(self)(*[dl.new(torch.zeros(dl.sl + 2, dtype=torch.long), bs=1, drop_last=False, device=torch.device('cpu'))
+                            for dl in self.loaders], path=self.path, device=torch.device('cpu'))
+
 # %% ../nbs/03_data.ipynb #6f2080ce
 def lm_dls(train, # training token stream (1-D ids)
            valid, # validation token stream
@@ -220,8 +229,49 @@ def lm_dls(train, # training token stream (1-D ids)
            vocab=None, # the `Vocab`, reachable as `dls.vocab`
            path='.', # fastai's `DataLoaders.path` (where `Learner` saves models)
           ) -> DataLoaders:
-    "fastai `DataLoaders` of two `LMLoader`s: the same batches as `reference_lm_dls`, without per-item work."
+    "fastai `DataLoaders` (an `LMDataLoaders`) of two `LMLoader`s: the same batches as `reference_lm_dls`, without per-item work."
     device = get_device(device)
     drops = (True, False) if drop_last is None else (drop_last, drop_last)
-    return DataLoaders(*[LMLoader(s, bs, sl, target=target, grouped=grouped, drop_last=d, device=device, vocab=vocab)
+    return LMDataLoaders(*[LMLoader(s, bs, sl, target=target, grouped=grouped, drop_last=d, device=device, vocab=vocab)
                          for s, d in zip((train, valid), drops)], path=path, device=device)
+
+# %% ../nbs/03_data.ipynb #95e746cd
+def _need_vocab(dl):
+    if getattr(dl, 'vocab', None) is None:
+        raise ValueError("these batches have no vocab to decode them with: make the loaders with lm_dls(..., vocab=...) or a corpus's .dls()")
+    return dl.vocab
+
+def _text(v, ids, sep=None) -> str:
+    "Ids as text: tokens joined by spaces, or by nothing when every token is one character."
+    if sep is None: sep = '' if all(len(t) <= 1 for t in v.itos) else ' '
+    return v.decode_text(torch.as_tensor(ids).reshape(-1).cpu(), sep)
+
+@patch
+def show_batch(self:LMLoader, b=None, # a batch `(x, y)`; default the first one
+               max_n:int=9, # rows to show
+               ctxs=None, show:bool=True, # as fastai's: `show=False` returns the table instead of displaying it
+               sep:str|None=None, # between tokens (default: '' for characters, ' ' for words)
+               **kwargs):
+    "fastai's `show_batch` for language-model batches: each row's text and its target, decoded through the vocab."
+    return _show(self, b, None, max_n, show, sep)
+
+@patch
+def show_results(self:LMLoader, b, # a batch `(x, y)`
+                 out, # the model's decoded predictions for it: ids, (bs, sl) or (bs,)
+                 max_n:int=9, ctxs=None, show:bool=True, sep:str|None=None, **kwargs):
+    "What `Learner.show_results` shows: text, target and the model's most likely tokens, decoded through the vocab."
+    return _show(self, b, out, max_n, show, sep)
+
+def _show(dl, b, out, max_n, show, sep):
+    import pandas as pd
+    from fastai.torch_core import display_df
+    v = _need_vocab(dl)
+    x, y = dl.one_batch() if b is None else b[:2]
+    rows = []
+    for i in range(min(max_n, len(x))):
+        r = dict(text=_text(v, x[i], sep), target=_text(v, y[i], sep))
+        if out is not None: r['predicted'] = _text(v, out[i], sep)
+        rows.append(r)
+    df = pd.DataFrame(rows)
+    if not show: return df
+    display_df(df)

@@ -177,3 +177,64 @@ def test_other_bad_input(borzan_run):
     bad(bborzan('play', out, '--games', '0'), '--games 0')
     bad(bborzan('bench', '--models', 'lm1'), "'lm1' can't be benchmarked")
     bad(bborzan('bench', '--shapes', '64'), 'BSxSL')
+
+# ------------------------------------------------------------------ logs, versions, spellings, resuming
+
+def test_piped_log_is_one_line_per_epoch(tmp_path):
+    "Output to a file or a pipe gets one plain line per epoch, not a progress bar's carriage-return frames."
+    res = ok(bborzan('train', *TINY[:2], '--epochs', '3', *TINY[4:], '--out', tmp_path/'r'))
+    assert '\r' not in res.stdout and '\x1b' not in res.stdout
+    epochs = [l for l in res.stdout.splitlines() if l.startswith('epoch ')]
+    assert [l.split()[1] for l in epochs] == ['1/3', '2/3', '3/3'], res.stdout
+    assert all('train_loss' in l and 'valid_loss' in l for l in epochs)
+    assert len(res.stdout) < 4000, len(res.stdout)
+    rep = json.loads((tmp_path/'r'/'report.json').read_text())
+    for k in ('wd', 'alpha', 'beta', 'samples', 'games', 'seed', 'lr', 'device'): assert k in rep['settings'], k
+    assert set(rep['versions']) == {'bborzan', 'torch', 'fastai', 'python'} and rep['date'][:2] == '20'
+    assert rep['command'].startswith('bborzan train --games 300 --epochs 3')
+
+def test_quiet_keeps_the_report(tmp_path):
+    res = ok(bborzan('train', *TINY, '--quiet', '--out', tmp_path/'r'))
+    assert 'epoch 1/1' not in res.stdout and 'validation loss' in res.stdout and 'oracle floor' in res.stdout
+
+def test_version_and_module():
+    from bborzan import __version__
+    v = ok(bborzan('--version')).stdout
+    assert v.startswith(f'bborzan {__version__} (torch ') and 'fastai' in v
+    assert ok(run([sys.executable, '-m', 'bborzan', '--version'])).stdout == v
+    res = ok(run([sys.executable, '-m', 'bborzan', 'train', '--help']))
+    assert '--resume' in res.stdout and '--force' in res.stdout
+
+def test_dash_and_underscore_spellings(borzan_run):
+    out, _ = borzan_run
+    a = ok(bborzan('sample', out, '--n', '2', '--top-k', '2', '--seed', '1')).stdout
+    b = ok(bborzan('sample', out, '--n', '2', '--top_k', '2', '--seed', '1')).stdout
+    assert a == b and 'legal games' in a
+    bad(bborzan('sample', out, '--top-k', '0'), '--top_k 0')
+
+def test_resume_after_sigterm(tmp_path):
+    "A run stopped by SIGTERM after its first epoch keeps that epoch; `--resume` finishes it where it would have ended."
+    import signal, subprocess, time
+    from conftest import worker_env
+    args = ['train', *TINY[:2], '--epochs', '2', *TINY[4:], '--samples', '0', '--quiet']
+    log = tmp_path/'stages.log'
+    p = subprocess.Popen([str(BBORZAN), *args, '--out', 'stopped'], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=worker_env(BBORZAN_STAGE_LOG=str(log), BBORZAN_PAUSE_AT='epoch 1 saved', BBORZAN_PAUSE_S='120',
+                                                   OMP_NUM_THREADS='1'))
+    t = time.time()
+    while not (log.exists() and 'epoch 1 saved' in log.read_text()):
+        assert p.poll() is None and time.time() - t < 250, p.communicate()[1][-2000:]
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 143 and 'Traceback' not in err and '--resume' in err, err[-2000:]
+    assert not (tmp_path/'stopped').exists() and (tmp_path/'.stopped.resume.pth').exists()
+    bad(run([str(BBORZAN), *args[:-3], '--samples', '0', '--epochs', '3', '--quiet', '--out', 'stopped', '--resume'], cwd=tmp_path),
+        'other settings', '--epochs 2 (now 3)')
+    ok(run([str(BBORZAN), *args, '--out', 'stopped', '--resume'], cwd=tmp_path, OMP_NUM_THREADS='1'))
+    ok(run([str(BBORZAN), *args, '--out', 'whole'], cwd=tmp_path, OMP_NUM_THREADS='1'))
+    resumed, whole = (json.loads((tmp_path/n/'report.json').read_text()) for n in ('stopped', 'whole'))
+    assert resumed['resumed_after_epoch'] == 1 and whole['resumed_after_epoch'] is None
+    assert abs(resumed['valid_loss'] - whole['valid_loss']) < 1e-6
+    assert not (tmp_path/'.stopped.resume.pth').exists()
+    bad(run([str(BBORZAN), *args, '--out', 'whole', '--resume'], cwd=tmp_path), 'no interrupted run')

@@ -2,7 +2,8 @@
 
 nbdev's own `nbdev_readme` needs Quarto, which cannot be installed offline (PyPI's `quarto-cli` downloads it when
 installed), so README.md is rendered here the way `nbdev_readme` lays it out: cells marked `#| hide` are left out,
-markdown cells are copied, code cells become fenced Python followed by their outputs (a markdown output is copied
+markdown cells are copied (links to notebooks, `./NN_name.ipynb` in the index so that they work on the docs site,
+become `nbs/NN_name.ipynb`), code cells become fenced Python followed by their outputs (a markdown output is copied
 as markdown, so a results table computed by the notebook shows as a table).
 
     python tools/readme.py           # write README.md
@@ -49,7 +50,11 @@ def render(nb_path=ROOT/'nbs'/'index.ipynb') -> str:
         code = '\n'.join(l for l in src.splitlines() if not _directive.match(l)).strip()
         if code and 'echo: false' not in dirs: parts.append(f'```python\n{code}\n```')
         parts += _outputs(cell)
-    return HEADER + '\n\n'.join(p for p in parts if p) + '\n'
+    return HEADER + _repo_links('\n\n'.join(p for p in parts if p)) + '\n'
+
+def _repo_links(md:str) -> str:
+    "Links to notebooks, written relative to `nbs/` (where the docs site renders the index), made relative to the repo root."
+    return re.sub(r'\]\(\./([^)/]+\.ipynb)\)', r'](nbs/\1)', md)
 
 if __name__ == '__main__':
     readme, text = ROOT/'README.md', render()
