@@ -286,7 +286,9 @@ def train_run(s:dict, # settings from `run_settings`
         with RunFolder(out, force=force or resume) as rf: return _train(s, seed, dev, rf, offline, text, quiet, state, command)
     except BaseException:
         ck = resume_path(Path(out))
-        if ck.exists():                                         # even with quiet: it is about the failure
+        try: kept = ck.exists()
+        except OSError: kept = False                            # e.g. a name too long: the run never got that far
+        if kept:                                                # even with quiet: it is about the failure
             print(f"bborzan: the epochs finished so far are kept in {ck}: run the same command with --resume to continue",
                   file=sys.stderr, flush=True)
         raise
@@ -301,7 +303,9 @@ def _resume_state(out:Path, s:dict, seed:int) -> dict:
     "The checkpoint of the interrupted run of `out`, after checking it was made with these settings."
     import torch
     p = resume_path(out)
-    need(p.exists(), f"no interrupted run of {out} to resume ({p.name} is not there): run without --resume")
+    try: there = p.exists()
+    except OSError as e: raise RunError(_oserror(e, out)) from None
+    need(there, f"no interrupted run of {out} to resume ({p.name} is not there): run without --resume")
     try: st = torch.load(p, map_location='cpu', weights_only=False)
     except Exception as e: raise RunError(f"{p} is damaged ({type(e).__name__}): run without --resume to start again") from None
     need(isinstance(st, dict) and {'settings', 'seed', 'fit_state'} <= st.keys(), f"{p} is not a bborzan checkpoint: remove it and run without --resume")
