@@ -137,7 +137,7 @@ def test_corrupt_cache_says_delete(tmp_path):
     with pytest.raises(DatasetCorrupt, match='Delete .*cache.txt'): nz('http://127.0.0.1:9/x', tmp_path/'cache.txt')
 
 def test_real_defaults():
-    "The defaults describe the real file; the constants match FACTS.md."
+    "The defaults describe the real file (its length and first words)."
     import inspect
     from bborzan import datasets as d
     sig = inspect.signature(nietzsche).parameters

@@ -354,7 +354,7 @@ def test_floor_matches_monte_carlo(player):
     assert abs(_mc_floor(count_docs, eval_docs) - exact) < 0.003
 
 def test_floor_of_the_seed_setup():
-    "FACTS.md: 100,000 uniform games give a floor of about 0.566 nats/token and a best accuracy of about 0.685."
+    "100,000 uniform games give a floor of about 0.566 nats/token and a best accuracy of about 0.685."
     s = oracle_stats(generate_games(100_000, seed=42))
     assert abs(s.cross_entropy - 0.566) < 0.002 and abs(s.accuracy - 0.685) < 0.002
     pop = population_stats()
