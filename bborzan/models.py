@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['check_tokens', 'ConfigModule', 'reset_state', 'evaluating', 'model_device', 'split_output', 'LMModel1', 'LMModel2',
            'detach_state', 'carry_state', 'LMModel3', 'LMModel4', 'LMModel5', 'LSTMCell1', 'LSTMCell', 'GRUCell',
-           'LoopRNN', 'LMModel6', 'Dropout', 'LMModel7', 'PointerLM']
+           'LoopRNN', 'LMModel6', 'Dropout', 'LMModel7', 'AWDLSTM', 'PointerLM']
 
 # %% ../nbs/05_models.ipynb #e33b481d
 import inspect, functools
@@ -443,14 +443,15 @@ class LMModel7(ConfigModule):
                  n_hidden:int, # size of the embeddings and of each layer's state
                  n_layers:int, # number of stacked layers
                  p:float, # dropout probability on the LSTM's outputs
-                 *, rnn:nn.Module|None=None # a batch_first layer with `nn.LSTM`'s interface; default `nn.LSTM`
+                 *, rnn:nn.Module|None=None, # a batch_first layer with `nn.LSTM`'s interface; default `nn.LSTM`
+                 tie:bool=True # tie the output layer's weights to the embedding's (False: two matrices, for ablations)
                 ):
         super().__init__()
         self.i_h = nn.Embedding(vocab_sz, n_hidden)
         self.rnn = nn.LSTM(n_hidden, n_hidden, n_layers, batch_first=True) if rnn is None else _check_rnn(rnn, n_hidden, n_layers)
         self.drop = nn.Dropout(p)
         self.h_o = nn.Linear(n_hidden, vocab_sz)
-        self.h_o.weight = self.i_h.weight   # weight tying: one Parameter, (vocab_sz, n_hidden)
+        if tie: self.h_o.weight = self.i_h.weight   # weight tying: one Parameter, (vocab_sz, n_hidden)
         self.h = None   # (h, c), each (n_layers, bs, n_hidden), after the first batch
 
     def forward(self, x:torch.Tensor # token ids, (bs, sl)
@@ -464,6 +465,56 @@ class LMModel7(ConfigModule):
     def reset(self):
         "Forget the state: the next batch starts from zeros."
         self.h = None
+
+# %% ../nbs/05_models.ipynb #4eb2fd0a
+def _flat_state(hidden) -> tuple:
+    "fastai's AWD state, a list of `(h, c)` per layer, as one flat tuple `(h0, c0, h1, c1, ...)`."
+    return tuple(t for hc in hidden for t in hc)
+
+def _detach_dropped_weights(awd):
+    "Keep `WeightDropout`'s copies of the dropped weights as plain tensors between batches (a graph's tensor can't be deep-copied)."
+    for wd in awd.rnns:
+        for name in wd.layer_names: setattr(wd.module, name, getattr(wd.module, name).detach())
+
+class AWDLSTM(ConfigModule):
+    "fastai's AWD-LSTM language model (all five dropouts, tied weights) returning `(logits, raw, dropped)` like `LMModel7`."
+    def __init__(self, vocab_sz:int, # number of distinct tokens
+                 n_hidden:int, # size of the embeddings and of every LSTM layer
+                 n_layers:int, # number of stacked LSTM layers
+                 output_p:float=0.1, # RNNDropout on the last LSTM's outputs (fastai's default for language models)
+                 hidden_p:float=0.15, # RNNDropout between LSTM layers
+                 input_p:float=0.25, # RNNDropout on the embeddings
+                 embed_p:float=0.02, # EmbeddingDropout: probability of dropping a word's whole embedding for a batch
+                 weight_p:float=0.2 # WeightDropout on each LSTM's hidden-to-hidden weights
+                ):
+        super().__init__()
+        from fastai.text.models.core import get_language_model
+        from fastai.text.models.awdlstm import AWD_LSTM
+        for k, p in dict(output_p=output_p, hidden_p=hidden_p, input_p=input_p, embed_p=embed_p, weight_p=weight_p).items():
+            if not 0 <= p < 1: raise ValueError(f"{k}={p}: a dropout probability must satisfy 0 <= p < 1")
+        self.vocab_sz, self.n_layers = vocab_sz, n_layers
+        cfg = dict(emb_sz=n_hidden, n_hid=n_hidden, n_layers=n_layers, pad_token=vocab_sz, bidir=False,   # pad: an extra token
+                   output_p=output_p, hidden_p=hidden_p, input_p=input_p, embed_p=embed_p, weight_p=weight_p,
+                   tie_weights=True, out_bias=True)
+        self.lm = get_language_model(AWD_LSTM, vocab_sz + 1, config=cfg)   # SequentialRNN(AWD_LSTM, LinearDecoder)
+        _detach_dropped_weights(self.lm[0])
+        self.h = None   # (h0, c0, h1, c1, ...), each (1, bs, n_hidden), after the first batch
+
+    def forward(self, x:torch.Tensor # token ids, (bs, sl)
+               ) -> tuple:           # logits (bs, sl, vocab_sz), raw (bs, sl, n_hidden), dropped (bs, sl, n_hidden)
+        check_tokens(x, name='AWDLSTM', vocab_sz=self.vocab_sz)
+        enc, w = self.lm[0], self.lm[0].encoder.weight
+        h = carry_state(self.h, x.new_empty(x.shape[0], 0).to(w))   # None if there is none or the batch size changed
+        if h is None: h = tuple(w.new_zeros(1, x.shape[0], enc.n_hid) for _ in range(2 * self.n_layers))
+        enc.bs, enc.hidden = x.shape[0], [h[i:i+2] for i in range(0, len(h), 2)]
+        logits, raw, dropped = self.lm(x)          # fastai's own forward: (bs, sl, vocab_sz+1), (bs, sl, nh), (bs, sl, nh)
+        self.h = _flat_state(enc.hidden)           # detached by fastai
+        _detach_dropped_weights(enc)               # the graph of this batch keeps what its backward needs
+        return logits[..., :self.vocab_sz], raw, dropped
+
+    def reset(self):
+        "Forget the state (and fastai's dropped weights): the next batch starts from zeros."
+        self.lm.reset(); _detach_dropped_weights(self.lm[0]); self.h = None
 
 # %% ../nbs/05_models.ipynb #29a816f2
 class PointerLM(ConfigModule):

@@ -63,6 +63,8 @@ MODELS = {m.name: m for m in [
               about='a weight-tied LSTM with dropout and AR/TAR'),
     ModelInfo('pointer', _W+'PointerLM', 'word', 'seq', ('vocab_sz', 'n_hidden', 'n_layers'), defaults=dict(p=0.5), reg=_REG7,
               about='LMModel7 with a pointer that copies recent tokens'),
+    ModelInfo('awd', _W+'AWDLSTM', 'word', 'seq', ('vocab_sz', 'n_hidden', 'n_layers'), reg=_REG7,
+              about="fastai's AWD-LSTM: five dropouts, tied weights, AR/TAR"),
     ModelInfo('char3', _C+'Char3Model', 'char', 'next', _CHAR, window=3, defaults=dict(n_fac=42), about='three characters in, the fourth out'),
     ModelInfo('char_loop', _C+'CharLoopModel', 'char', 'next', _CHAR, defaults=dict(n_fac=42), about='a loop over the window'),
     ModelInfo('char_loop_concat', _C+'CharLoopConcatModel', 'char', 'next', _CHAR, defaults=dict(n_fac=42), about='the loop, concatenating'),

@@ -25,6 +25,7 @@ MODELS = {  # name -> (constructor, window length it reads): every word model of
     'LMModel7-LoopGRU': (lambda: LMModel7(V, NH, 2, 0.3, rnn=LoopRNN(NH, NH, 2, cell=GRUCell)), SL),
 }
 STATEFUL = [n for n in MODELS if n not in ('LMModel1', 'LMModel2')]
+TRIPLE = [n for n in MODELS if n.startswith('LMModel7') or n == 'AWDLSTM']   # return (logits, raw, dropped) for AR/TAR
 EVERY_TOKEN = [n for n in STATEFUL if n != 'LMModel3']      # output (bs, sl, vocab)
 
 def make(name): return MODELS[name][0]()
@@ -44,7 +45,7 @@ def test_output_shape(name):
     m, sl = make(name), MODELS[name][1]
     out = m(tokens(4, sl))
     assert logits(out).shape == out_shape(name, 4, sl)
-    if name.startswith('LMModel7'):
+    if name in TRIPLE:
         assert isinstance(out, tuple) and len(out) == 3
         assert out[1].shape == out[2].shape == (4, sl, NH)
     else: assert isinstance(out, torch.Tensor)
@@ -314,7 +315,7 @@ def test_dropout_bad_p(p):
 
 # ---------------------------------------------------------------- fastai
 
-@pytest.mark.parametrize('name', ['LMModel3', 'LMModel4', 'LMModel6', 'LMModel7', 'LMModel7-LoopGRU'])
+@pytest.mark.parametrize('name', ['LMModel3', 'LMModel4', 'LMModel6', 'LMModel7', 'LMModel7-LoopGRU', 'AWDLSTM'])
 def test_fastai_learner(name):
     "A real fastai Learner with ModelResetter (and RNNCallback/RNNRegularizer for LMModel7) trains every model."
     from fastai.data.core import DataLoaders
@@ -337,7 +338,7 @@ def test_fastai_learner(name):
             if self.training: self.gaps.append((self.learn.loss_grad - self.learn.loss).item())
             self.sizes.add(self.learn.x.shape[0])
     rec = Record()
-    is7 = name.startswith('LMModel7')
+    is7 = name in TRIPLE
     cbs = (rnn_cbs(alpha=2., beta=1.) if is7 else [ModelResetter()]) + [rec]
     loss = F.cross_entropy if name == 'LMModel3' else CrossEntropyLossFlat()
     learn = Learner(dls, make(name), loss_func=loss, metrics=accuracy, cbs=cbs)
