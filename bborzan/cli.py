@@ -23,11 +23,11 @@ class CLIError(ValueError):
 
 # %% ../nbs/09_cli.ipynb #61c7dda4
 def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
-          model:str=None, # lm1..lm7 or pointer (borzan, human-numbers) or a char model (nietzsche); default: lm6, lm7, char_stateful_gru
+          model:str=None, # lm1..lm7, pointer or awd (borzan, human-numbers) or a char model (nietzsche); default: lm6, lm7, char_stateful_gru
           epochs:int=None, # passes over the training data (default 8 for borzan)
           lr:float=None, # peak learning rate of the one cycle (default 3e-3 for borzan)
           hidden:int=None, # hidden size (default 128 for borzan)
-          layers:int=None, # stacked layers, for lm5-lm7, pointer and char_stateful_lstm (default 1 for borzan)
+          layers:int=None, # stacked layers, for lm5-lm7, pointer, awd and char_stateful_lstm (default 1 for borzan)
           bs:int=None, # batch size (default 128 for borzan)
           sl:int=None, # tokens per window (default 32 for borzan)
           device:str=None, # cpu, cuda, mps (default: the best there is)

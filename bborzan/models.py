@@ -474,7 +474,10 @@ def _flat_state(hidden) -> tuple:
 def _detach_dropped_weights(awd):
     "Keep `WeightDropout`'s copies of the dropped weights as plain tensors between batches (a graph's tensor can't be deep-copied)."
     for wd in awd.rnns:
-        for name in wd.layer_names: setattr(wd.module, name, getattr(wd.module, name).detach())
+        for name in wd.layer_names:
+            w = getattr(wd.module, name)
+            wd.module._parameters.pop(name, None)   # with weight_p=0, F.dropout returned the raw Parameter, which got registered
+            setattr(wd.module, name, w.detach())
 
 class AWDLSTM(ConfigModule):
     "fastai's AWD-LSTM language model (all five dropouts, tied weights) returning `(logits, raw, dropped)` like `LMModel7`."
