@@ -164,6 +164,14 @@ class SampledGames:
         "The share of games that are legal."
         return sum(self.legal) / max(len(self.texts), 1)
 
+    def legal_interval(self, level:float=0.95 # the confidence level
+                      ) -> tuple:
+        "Wilson score interval `(low, high)` for the share of legal games (scipy's `binomtest`)."
+        from scipy.stats import binomtest
+        if not len(self.texts): return (0., 1.)
+        ci = binomtest(sum(self.legal), len(self.texts)).proportion_ci(level, method='wilson')
+        return float(ci.low), float(ci.high)
+
     def common_problems(self, k:int=5 # how many
                        ) -> list:
         "The `k` most common problems as `(message, games)`, round numbers taken out; each game counts once per kind."
