@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['sample_probs', 'is_char_vocab', 'prompt_tokens', 'generate_ids', 'predict_next', 'generate', 'SampledGames',
-           'sample_games', 'predict_move', 'reply_move']
+           'sample_games', 'verbatim_share', 'predict_move', 'reply_move']
 
 # %% ../nbs/08_generate.ipynb #59c3df9b
 import re, math
@@ -164,6 +164,14 @@ class SampledGames:
         "The share of games that are legal."
         return sum(self.legal) / max(len(self.texts), 1)
 
+    def legal_interval(self, level:float=0.95 # the confidence level
+                      ) -> tuple:
+        "Wilson score interval `(low, high)` for the share of legal games (scipy's `binomtest`)."
+        from scipy.stats import binomtest
+        if not len(self.texts): return (0., 1.)
+        ci = binomtest(sum(self.legal), len(self.texts)).proportion_ci(level, method='wilson')
+        return float(ci.low), float(ci.high)
+
     def common_problems(self, k:int=5 # how many
                        ) -> list:
         "The `k` most common problems as `(message, games)`, round numbers taken out; each game counts once per kind."
@@ -203,6 +211,21 @@ def sample_games(model:nn.Module, # a word model trained on bor-bor-zan text
         if not done: ps = ps + [f"did not end within {max_len} tokens"]
         texts.append(text); problems.append(ps); finished.append(done)
     return SampledGames(texts, problems, finished)
+
+# %% ../nbs/08_generate.ipynb #0316c2f0
+def verbatim_share(texts:list, # games to look up: `SampledGames.texts`, or fresh games' texts
+                   train_docs:list, # the training games' texts
+                   max_rounds:int=6 # longer games share one row
+                  ):
+    "A DataFrame by game length in rounds: how many of `texts` there are and the share found verbatim in `train_docs`."
+    import pandas as pd
+    seen = {' '.join(d.split()) for d in train_docs}
+    rows = [(min(t.split().count(','), max_rounds), ' '.join(t.split()) in seen) for t in texts]
+    df = pd.DataFrame(rows, columns=['rounds', 'in_training']).groupby('rounds')['in_training'].agg(['size', 'mean'])
+    df.columns = ['games', 'share in training']
+    df.index = [f'{r}+' if r == max_rounds else str(r) for r in df.index]
+    df.index.name = 'rounds'
+    return df
 
 # %% ../nbs/08_generate.ipynb #6425a561
 def predict_move(model, vocab, # a bor-bor-zan model and its vocab

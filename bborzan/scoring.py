@@ -15,7 +15,7 @@ from .data import Vocab, LMLoader
 from .datasets import BorzanCorpus
 from .game import uniform_player
 from .models import evaluating, split_output, model_device
-from .oracle import next_token_probs, position_kinds, POSITION_KINDS
+from .oracle import next_token_probs, position_kinds, mover_energy, POSITION_KINDS
 from .train import check_layout
 
 # %% ../nbs/07a_scoring.ipynb #74d6999f
@@ -38,6 +38,7 @@ class BorzanEvaluation:
     n_tokens: int            # tokens scored
     by_position: object      # DataFrame per position kind: count, loss, floor, gap, accuracy, best_accuracy, illegal_mass
     row_starts: object       # DataFrame: tokens a row reads before seeing its game's start, the rest, and all
+    by_energy: object = None # DataFrame per mover's energy (0, 1, 2, 3+) at the move positions: the same columns
 
     @property
     def gap(self) -> float:
@@ -74,6 +75,7 @@ def evaluate_borzan(model:nn.Module, # a word-level model trained on bor-bor-zan
     vocab = vocab if isinstance(vocab, Vocab) else Vocab(list(vocab))
     oracle = next_token_probs(tokens, vocab.itos, player1, player2)          # (N, V) float64
     kinds = position_kinds(tokens)                                             # (N,)
+    energy = mover_energy(tokens)                                              # (N,): -1 except at move positions
     dev = model_device(model)
     dl = LMLoader(vocab.encode(tokens), bs=bs, sl=sl, target=target, device=dev)
     pos = lm_positions(dl)
@@ -101,7 +103,10 @@ def evaluate_borzan(model:nn.Module, # a word-level model trained on bor-bor-zan
     by_pos.index.name = 'position'
     rows = pd.DataFrame({'row starts': s(early), 'rest': s(~early), 'all': s(np.ones_like(early))}).T
     rows.insert(1, 'share', rows['count'] / len(y))
-    for df in (by_pos, rows): df['count'] = df['count'].astype(int)
+    en = energy[yi]                                                            # (T,) the mover's energy at each scored token
+    by_en = pd.DataFrame({'0': s(en == 0), '1': s(en == 1), '2': s(en == 2), '3+': s(en >= 3)}).T
+    by_en.index.name = "mover's energy"
+    for df in (by_pos, rows, by_en): df['count'] = df['count'].astype(int)
     a = rows.loc['all']
     return BorzanEvaluation(float(a.loss), float(a.accuracy), float(a.floor), float(a.best_accuracy), float(a.oracle_accuracy),
-                            float(a.illegal_mass), len(y), by_pos, rows)
+                            float(a.illegal_mass), len(y), by_pos, rows, by_en)
