@@ -9,7 +9,6 @@ __all__ = ['STYLE', 'DIAGRAMS', 'figure_png', 'unrolled_rnn', 'stacked_rnn', 'ls
 # %% ../nbs/05a_diagrams.ipynb #da56b45a
 import io
 from pathlib import Path
-from matplotlib import __version__ as mpl_version
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch, Circle
 from .datasets import atomic_write
@@ -17,7 +16,7 @@ from .datasets import atomic_write
 # %% ../nbs/05a_diagrams.ipynb #f1205114
 STYLE = dict(  # colours of each kind of box, lines and font size: restyle every diagram here
     emb='#dbe9f6', layer='#fde3c8', out='#e2f0d9', gate='#f7d4d4', op='#ffffff', drop='#e9d8f4',
-             line='#333333', state='#1f5fa8', cut='#c0392b', font=11)
+    line='#333333', state='#1f5fa8', cut='#c0392b', font=11)
 
 def _fig(w, h):
     "A figure of w x h inches with one axis in inch units, nothing drawn around it."
@@ -48,6 +47,13 @@ def _arrow(ax, p0, p1, color=None, ls='-', lw=1.3, text=None, tpos=0.5, toff=(0,
 def _title(ax, x, y, text, fs=None):
     "A bold title centred on (x, y)."
     ax.text(x, y, text, ha='center', va='center', fontsize=fs or STYLE['font'] + 1, weight='bold')
+
+def _state_line(ax, y, before, after, x0=0.3, x1=8.7):
+    "A cell's state running left to right at height y, labelled `before` and `after` at its ends."
+    _arrow(ax, (x0, y), (x1, y), color=STYLE['state'], lw=2.2)
+    ax.text(x0 + 0.05, y + 0.22, before, fontsize=12, color=STYLE['state'], ha='left')
+    ax.text(x1 - 0.05, y + 0.22, after, fontsize=12, color=STYLE['state'], ha='right')
+
 
 # %% ../nbs/05a_diagrams.ipynb #3ae28300
 def figure_png(fig:Figure # a figure made by one of the functions below
@@ -116,9 +122,7 @@ def lstm_cell():
     fig, ax = _fig(9.0, 5.4)
     _title(ax, 4.5, 5.1, 'An LSTM cell: one step')
     yc, yh, yg = 4.2, 0.75, 2.2       # cell-state line, hidden-state line, gates
-    _arrow(ax, (0.3, yc), (8.7, yc), color=STYLE['state'], lw=2.2)
-    ax.text(0.35, yc + 0.22, '$c_{t-1}$', fontsize=12, color=STYLE['state'], ha='left')
-    ax.text(8.65, yc + 0.22, '$c_t$', fontsize=12, color=STYLE['state'], ha='right')
+    _state_line(ax, yc, '$c_{t-1}$', '$c_t$')
     # input: [h_{t-1}, x_t]
     ax.text(0.3, yh + 0.2, '$h_{t-1}$', fontsize=12, ha='left')
     ax.text(2.0, 0.15, '$x_t$', fontsize=12, ha='center')
@@ -154,9 +158,7 @@ def gru_cell():
     fig, ax = _fig(9.0, 5.0)
     _title(ax, 4.5, 4.7, 'A GRU cell: one step (PyTorch\'s convention)')
     yh, yg, yx = 3.7, 2.0, 0.55
-    _arrow(ax, (0.3, yh), (8.7, yh), color=STYLE['state'], lw=2.2)
-    ax.text(0.35, yh + 0.22, '$h_{t-1}$', fontsize=12, color=STYLE['state'], ha='left')
-    ax.text(8.65, yh + 0.22, '$h_t$', fontsize=12, color=STYLE['state'], ha='right')
+    _state_line(ax, yh, '$h_{t-1}$', '$h_t$')
     ax.text(0.3, yx + 0.2, '$x_t$', fontsize=12, ha='left')
     _arrow(ax, (0.3, yx), (5.0, yx), head=False, lw=1.6)
     # h_{t-1} down to the gates

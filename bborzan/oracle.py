@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['WORDS', 'POSITION_KINDS', 'TranscriptError', 'position_kinds', 'check_transcript', 'next_token_probs', 'mover_energy',
-           'OracleStats', 'oracle_stats', 'population_stats']
+           'player_energies', 'OracleStats', 'oracle_stats', 'population_stats']
 
 # %% ../nbs/02_oracle.ipynb #d2be1a49
 import math
@@ -192,6 +192,17 @@ def mover_energy(tokens # a flat list of N str tokens: whole games, one after an
     st = _parse(list(tokens))
     out = np.full(len(st.codes), -1, np.int64)
     out[st.rounds], out[st.rounds + 2] = st.e1, st.e2
+    return out
+
+# %% ../nbs/02_oracle.ipynb #a9c397b2
+def player_energies(tokens # a flat list of str tokens: whole games, one after another
+                   ) -> np.ndarray: # (N, 2) int64: both players' energies at `to` and at `,`, -1 elsewhere
+    "Each player's energy known at every `to` (before the round) and every `,` that a next round follows (after it)."
+    st = _parse(list(tokens))
+    out = np.full((len(st.codes), 2), -1, np.int64)
+    out[st.rounds + 1] = np.stack([st.e1, st.e2], 1)                        # 'to': before the round
+    nxt = np.flatnonzero(st.kinds[np.minimum(st.rounds + 4, len(st.codes) - 1)] == 0)   # rounds a next round follows
+    out[st.rounds[nxt] + 3] = np.stack([st.e1[nxt + 1], st.e2[nxt + 1]], 1)   # ',': after the round = before the next
     return out
 
 # %% ../nbs/02_oracle.ipynb #4ab6cc73
