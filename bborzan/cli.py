@@ -34,6 +34,7 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           seed:int=42, # random seed of the games and of training
           games:int=100_000, # borzan: games to play, split 80/20 (the reference's 100,000)
           samples:int=1000, # borzan: games the model writes to check their legality (0: none)
+          endless:bool=False, # borzan: train on new games every epoch (as many tokens as --games gives; validation games fixed)
           out:str=None, # folder for model.pth, report.json, curves.png (default runs/DATASET-MODEL)
           offline:bool=False, # nietzsche: never download; without the file train on Python's help texts
           text:str=None, # nietzsche: path of a nietzsche.txt to use
@@ -42,7 +43,7 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           resume:bool=False, # continue the interrupted run of --out after its last finished epoch (same settings)
          ) -> dict:
     "Train a language model, score it (against the oracle for bor-bor-zan) and save it with a report."
-    s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples)   # checked before torch is imported
+    s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples, endless)   # checked before torch is imported
     rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet,
                     force=force, resume=resume, command=_command_line())
     print(format_report(rep), flush=True)

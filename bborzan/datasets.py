@@ -6,7 +6,8 @@
 __all__ = ['HUMAN_NUMBERS', 'NIETZSCHE_URL', 'NIETZSCHE_CHARS', 'NIETZSCHE_START', 'DatasetError', 'DatasetNotFound',
            'DatasetCorrupt', 'atomic_write', 'fastai_data_path', 'number_words', 'human_numbers_file_text',
            'human_numbers', 'human_numbers_tokens', 'nietzsche', 'offline_text', 'char_text', 'BorzanCorpus',
-           'borzan_corpus', 'reference_borzan_dls', 'RunData', 'load_borzan', 'load_human_numbers', 'load_nietzsche']
+           'borzan_corpus', 'reference_borzan_dls', 'EndlessGames', 'EndlessLoader', 'RunData', 'load_borzan',
+           'load_human_numbers', 'load_nietzsche']
 
 # %% ../nbs/04_datasets.ipynb #0f1101c6
 import os, tempfile, http.client, urllib.request, urllib.error, itertools
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from fastcore.foundation import L
-from .core import is_fast
-from .data import Vocab, lm_dls, reference_lm_dls, split_windows
+import numpy as np
+from .core import is_fast, get_device
+from .data import Vocab, LMLoader, lm_dls, n_windows, reference_lm_dls, split_windows
 
 # %% ../nbs/04_datasets.ipynb #87ce4c73
 class DatasetError(Exception):
@@ -242,6 +244,72 @@ def reference_borzan_dls(docs:list[str], # one text per game
     dls.vocab = vocab
     return dls
 
+# %% ../nbs/04_datasets.ipynb #bf217ab5
+def _epoch_seed(seed:int, epoch:int) -> int:
+    "The games' seed of `epoch`: a NumPy `SeedSequence` of both, far from the plain seeds the fixed corpora use."
+    return int(np.random.SeedSequence([seed, 0xE7D1E55, epoch]).generate_state(1)[0])
+
+class EndlessGames:
+    "Fresh bor-bor-zan games every epoch: `stream(e)` is epoch e's training tokens, `n_tokens` of them, the same for the same (seed, e)."
+    def __init__(self, vocab:Vocab, # the vocab the ids are in (it must hold every word of the game)
+                 n_tokens:int, # tokens per epoch, e.g. `len(corpus.train)` to match a fixed corpus
+                 seed:int=42, # where the epochs' seeds come from
+                 player1=None, # player 1 (a `bborzan.game` player); default the uniform random player
+                 player2=None, # player 2; default like player 1
+                ):
+        from bborzan.oracle import WORDS
+        missing = [w for w in WORDS if w not in vocab]
+        if missing: raise ValueError(f"the vocab lacks {', '.join(map(repr, missing))}: give a vocab with every word of the game (bborzan.oracle.WORDS)")
+        if not isinstance(n_tokens, (int, np.integer)) or n_tokens < 2: raise ValueError(f"n_tokens={n_tokens!r}: an epoch needs at least 2 tokens")
+        self.vocab, self.n_tokens, self.seed = vocab, int(n_tokens), seed
+        self.players = {k: v for k, v in dict(player1=player1, player2=player2).items() if v is not None}
+
+    def stream(self, epoch:int # which epoch (0-based)
+              ) -> torch.Tensor: # (n_tokens,) token ids
+        "The training tokens of `epoch`: whole games played from its own seed, the last one cut at `n_tokens`."
+        from bborzan.game import generate_games
+        parts, have, i = [], 0, 0
+        while have < self.n_tokens:                       # ~18 tokens a game: one batch of games is nearly always enough
+            n = max(64, int((self.n_tokens - have) / 16) + 64)
+            toks = ''.join(generate_games(n, seed=_epoch_seed(self.seed, epoch * 1_000 + i), **self.players).docs()).split()
+            parts.append(self.vocab.encode(toks)); have += len(toks); i += 1
+        return torch.cat(parts)[:self.n_tokens]
+
+    def loader(self, bs:int=128, # batch size
+               sl:int=32, # tokens per window
+               target:str='seq', # as for `LMLoader`
+               device=None, # where the batches go; default `get_device()`
+              ):
+        "Training batches of a new stream every epoch (an `EndlessLoader`)."
+        return EndlessLoader(self, bs, sl, target, device)
+
+    def __repr__(self): return f"EndlessGames({self.n_tokens:,} new tokens every epoch, seed {self.seed})"
+
+# %% ../nbs/04_datasets.ipynb #1efb5207
+class EndlessLoader:
+    "Batches `(x, y)` of `EndlessGames`, a new stream every epoch; `len` is the same every epoch."
+    def __init__(self, games:EndlessGames, # the endless stream
+                 bs:int=128, # batch size
+                 sl:int=32, # tokens per window
+                 target:str='seq', # 'seq' (LMModel4 and later) or 'next'
+                 device=None, # where the batches go; default `get_device()`
+                ):
+        self.games, self.bs, self.sl, self.target, self.device = games, bs, sl, target, get_device(device)
+        self.epoch, self.vocab = 0, games.vocab
+        self.n = n_windows(games.n_tokens, sl) // bs if bs >= 1 and sl >= 1 else 0
+        if self.n < 1: raise ValueError(f"{games.n_tokens:,} tokens an epoch make fewer than one batch of bs={bs}, sl={sl}: use more tokens or smaller batches")
+
+    def __len__(self): return self.n
+    def set_epoch(self, epoch:int): self.epoch = epoch
+    def tokens(self) -> int:
+        "Tokens read as input in one epoch."
+        return self.n * self.bs * self.sl
+
+    def __iter__(self):
+        dl = LMLoader(self.games.stream(self.epoch), bs=self.bs, sl=self.sl, target=self.target, device=self.device)
+        self.epoch += 1
+        yield from itertools.islice(dl, self.n)
+
 # %% ../nbs/04_datasets.ipynb #f48a153a
 @dataclass
 class RunData:
@@ -251,15 +319,18 @@ class RunData:
     vocab: Vocab          # the `Vocab` of both
     source: str           # what the text is: 'borzan', 'human-numbers', 'nietzsche' or 'pydoc'
     corpus: object = None # the `BorzanCorpus` (bor-bor-zan only), for the oracle
+    endless: object = None # `EndlessGames` to train on instead of `train` (bor-bor-zan with `endless=True`)
 
 def load_borzan(sl:int=32, # unused: bor-bor-zan is split by games
                 seed:int=42, # the games' random seed
                 games:int=100_000, # games to play, split 80/20 by games
+                endless:bool=False, # train on new games every epoch (`EndlessGames`, as many tokens as `train`); validation stays
                ) -> RunData:
     "Bor-bor-zan games; the vocab holds every word of the game, even those a tiny corpus never uses (so ids don't move)."
     from bborzan.oracle import WORDS
     c = borzan_corpus(games, seed=seed)
-    return RunData(c.train, c.valid, Vocab(c.vocab.itos + [w for w in WORDS if w not in c.vocab]), 'borzan', c)
+    v = Vocab(c.vocab.itos + [w for w in WORDS if w not in c.vocab])
+    return RunData(c.train, c.valid, v, 'borzan', c, EndlessGames(v, len(c.train), seed) if endless else None)
 
 def load_human_numbers(sl:int=16, # window length: the stream is split 80/20 by windows, like fastbook
                        seed:int=42, # unused

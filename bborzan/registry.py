@@ -126,7 +126,7 @@ class DatasetInfo:
 # %% ../nbs/06a_registry.ipynb #f2e9dd0d
 DATASETS = {d.name: d for d in [
     DatasetInfo('borzan', 'bborzan.datasets:load_borzan', 'word',
-                dict(model='lm6', hidden=128, layers=1, epochs=8, lr=3e-3, bs=128, sl=32), 'oracle', ('games',), ('end', '.'),
+                dict(model='lm6', hidden=128, layers=1, epochs=8, lr=3e-3, bs=128, sl=32), 'oracle', ('games', 'endless'), ('end', '.'),
                 about='games of bor-bor-zan played by random players, split 80/20 by games'),
     DatasetInfo('human-numbers', 'bborzan.datasets:load_human_numbers', 'word',
                 dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16), 'text',

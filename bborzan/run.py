@@ -52,6 +52,7 @@ def run_settings(dataset:str='borzan', # the corpus, a name in `DATASETS`
                  sl:int|None=None, # tokens per window
                  games:int=100_000, # bor-bor-zan games
                  samples:int=1000, # games to sample for the legality check
+                 endless:bool=False, # bor-bor-zan: train on new games every epoch (the validation games stay)
                 ) -> dict:
     "The run's settings: the dataset's defaults where an argument is None, the model's regularisation, every value checked."
     need(dataset in DATASETS, f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
@@ -67,7 +68,8 @@ def run_settings(dataset:str='borzan', # the corpus, a name in `DATASETS`
     need(isinstance(s['lr'], (int, float)) and 0 < s['lr'] < math.inf, f"--lr {s['lr']}: the learning rate must be positive and finite (e.g. 3e-3)")
     if 'games' in DATASETS[dataset].options: need_whole(games, 'games', 10)
     need_whole(samples, 'samples', 0)
-    s.update(games=games if 'games' in DATASETS[dataset].options else None, samples=samples, target=info.predicts, **info.reg)
+    need(not endless or 'endless' in DATASETS[dataset].options, f"--endless plays new games every epoch: it is for --dataset borzan only")
+    s.update(games=games if 'games' in DATASETS[dataset].options else None, endless=bool(endless), samples=samples, target=info.predicts, **info.reg)
     return s
 
 # %% ../nbs/08b_run.ipynb #f99d984f
@@ -173,8 +175,13 @@ def _device(device):
     except ValueError as e: raise RunError(str(e)) from None
 
 def _dls(d, s:dict, dev):
+    "The run's training and validation batches: `.train` plays new games every epoch when the data is endless."
+    from types import SimpleNamespace
     from bborzan.data import lm_dls
-    try: return lm_dls(d.train, d.valid, bs=s['bs'], sl=s['sl'], target=s['target'], device=dev, vocab=d.vocab)
+    try:
+        dls = lm_dls(d.train, d.valid, bs=s['bs'], sl=s['sl'], target=s['target'], device=dev, vocab=d.vocab)
+        if d.endless is None: return dls
+        return SimpleNamespace(train=d.endless.loader(s['bs'], s['sl'], s['target'], dev), valid=dls.valid)
     except ValueError as e: raise RunError(f"the data is too small for these batches ({e})") from None
 
 def _prompt(d, s:dict) -> list:
@@ -219,7 +226,7 @@ def _curves(hist, path, title, floor=None):
 def _load(s:dict, seed:int, offline:bool, text):
     from bborzan.datasets import DatasetError
     info = DATASETS[s['dataset']]
-    opts = dict(games=s['games']) if 'games' in info.options else {}
+    opts = {k: s[k] for k in ('games', 'endless') if k in info.options}
     if 'offline' in info.options: opts.update(offline=offline, text=text)
     else: need(text is None and not offline, f"--text and --offline are for --dataset nietzsche only")
     try: return info.loader(sl=s['sl'], seed=seed, **opts)
@@ -331,7 +338,8 @@ def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> 
     d = _load(s, seed, offline, text)
     dls = _dls(d, s, dev)
     say(f"{d.source}: {len(d.train):,} training and {len(d.valid):,} validation tokens, {len(d.vocab)} in the vocab"
-        + (f" ({s['games']:,} games)" if d.corpus else '') + f"; {s['model']} on {dev}")
+        + (f" ({s['games']:,} games)" if d.corpus else '') + (", training on new games every epoch" if d.endless else '')
+        + f"; {s['model']} on {dev}")
     info = MODELS[s['model']]
     kwargs = info.kwargs(len(d.vocab), s['hidden'], s['layers'])
     n_params = _check_memory(s, len(d.vocab), dev)
@@ -348,9 +356,10 @@ def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> 
         _stage(f"epoch {st['epoch'] + 1} saved")
     hist = fit(m, dls.train, dls.valid, s['epochs'], s['lr'], wd=s['wd'], alpha=s['alpha'], beta=s['beta'], device=dev, quiet=quiet,
                checkpoint=None if ck is None else save_ck, resume=None if state is None else state['fit_state'])
-    rep = dict(**{k: s[k] for k in ('dataset', 'model', 'epochs', 'lr', 'hidden', 'layers', 'bs', 'sl', 'games')},
+    rep = dict(**{k: s[k] for k in ('dataset', 'model', 'epochs', 'lr', 'hidden', 'layers', 'bs', 'sl', 'games', 'endless')},
                source=d.source, seed=seed, device=str(dev), model_kwargs=kwargs,
                train_seconds=time.perf_counter() - t1, train_loss=hist.last['train_loss'],
+               tokens_seen=s['epochs'] * len(dls.train) * s['bs'] * s['sl'],
                settings=dict(s, seed=seed, device=str(dev), offline=offline, text=None if text is None else str(text)),
                resumed_after_epoch=None if state is None else state['fit_state']['epoch'] + 1,
                versions=_versions(), date=datetime.now(timezone.utc).isoformat(timespec='seconds'), command=command)
@@ -410,6 +419,7 @@ def format_report(r:dict # what `train_run` returned
     "The report of a run as a few lines of text."
     head = (f"{r['dataset']} ({r['source']}), {r['model']} {r['model_kwargs']}, {r['epochs']} epochs on {r['device']}: "
             f"{r['train_seconds']:.1f} s training, {r['seconds']:.1f} s in all")
+    if r.get('tokens_seen'): head += f"; {r['tokens_seen']:,} tokens read" + (" (new games every epoch)" if r.get('endless') else '')
     lines = [head, f"validation loss    {r['valid_loss']:.4f} nats/token"]
     if 'floor_nats' in r:
         lines += [f"oracle floor       {r['floor_nats']:.4f} nats/token (the best possible, on the same tokens)",

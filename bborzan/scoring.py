@@ -36,9 +36,10 @@ class BorzanEvaluation:
     oracle_accuracy: float   # accuracy of always choosing the oracle's most likely token (ties: first in vocab order)
     illegal_mass: float      # mean probability the model puts on tokens the rules forbid there
     n_tokens: int            # tokens scored
-    by_position: object      # DataFrame per position kind: count, loss, floor, gap, accuracy, best_accuracy, illegal_mass
+    by_position: object      # DataFrame per position kind: count, loss, floor, gap, accuracy, best_accuracy, illegal_mass, kl
     row_starts: object       # DataFrame: tokens a row reads before seeing its game's start, the rest, and all
     by_energy: object = None # DataFrame per mover's energy (0, 1, 2, 3+) at the move positions: the same columns
+    kl: float = None         # mean KL(oracle || model) over the same predictions, nats/token: the gap without sampling noise
 
     @property
     def gap(self) -> float:
@@ -54,10 +55,10 @@ def _docs_tokens(data) -> list:
     if isinstance(data, str): return data.split()
     return ' '.join(data).split()
 
-def _stats(nll, hit, onll, best, ohit, illegal):
-    if not len(nll): return dict(count=0, **dict.fromkeys(['loss', 'floor', 'gap', 'accuracy', 'best_accuracy', 'oracle_accuracy', 'illegal_mass'], np.nan))
+def _stats(nll, hit, onll, best, ohit, illegal, kl):
+    if not len(nll): return dict(count=0, **dict.fromkeys(['loss', 'floor', 'gap', 'accuracy', 'best_accuracy', 'oracle_accuracy', 'illegal_mass', 'kl'], np.nan))
     return dict(count=len(nll), loss=nll.mean(), floor=onll.mean(), gap=nll.mean() - onll.mean(), accuracy=hit.mean(),
-                best_accuracy=best.mean(), oracle_accuracy=ohit.mean(), illegal_mass=illegal.mean())
+                best_accuracy=best.mean(), oracle_accuracy=ohit.mean(), illegal_mass=illegal.mean(), kl=kl.mean())
 
 @torch.no_grad()
 def evaluate_borzan(model:nn.Module, # a word-level model trained on bor-bor-zan text
@@ -93,12 +94,13 @@ def evaluate_borzan(model:nn.Module, # a word-level model trained on bor-bor-zan
     nll, hit = -lp[t, y], lp.argmax(1) == y
     onll, best, ohit = -np.log(q[t, y]), q.max(1), q.argmax(1) == y
     illegal = (np.exp(lp) * (q == 0)).sum(1)
+    kl = (q * (np.log(np.where(q > 0, q, 1)) - lp)).sum(1)                    # (T,) KL(oracle row || model row); 0 log 0 = 0
     # row starts: did the target's row start reading after the target's game began?
     dots = np.flatnonzero(np.array(tokens, dtype=object) == '.')
     starts = np.concatenate([[0], dots + 1])                                    # first token of each game
     game_start = starts[np.searchsorted(starts, yi, side='right') - 1]
     early = game_start < r0                                               # the row began inside this target's game
-    s = lambda m: _stats(nll[m], hit[m], onll[m], best[m], ohit[m], illegal[m])
+    s = lambda m: _stats(nll[m], hit[m], onll[m], best[m], ohit[m], illegal[m], kl[m])
     by_pos = pd.DataFrame({k: s(kinds[yi] == i) for i, k in enumerate(POSITION_KINDS)}).T
     by_pos.index.name = 'position'
     rows = pd.DataFrame({'row starts': s(early), 'rest': s(~early), 'all': s(np.ones_like(early))}).T
@@ -109,4 +111,4 @@ def evaluate_borzan(model:nn.Module, # a word-level model trained on bor-bor-zan
     for df in (by_pos, rows, by_en): df['count'] = df['count'].astype(int)
     a = rows.loc['all']
     return BorzanEvaluation(float(a.loss), float(a.accuracy), float(a.floor), float(a.best_accuracy), float(a.oracle_accuracy),
-                            float(a.illegal_mass), len(y), by_pos, rows, by_en)
+                            float(a.illegal_mass), len(y), by_pos, rows, by_en, float(a.kl))

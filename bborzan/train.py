@@ -278,6 +278,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         for epoch in (range(first, epochs) if mb is None else mb):
             t0 = time.perf_counter()
             model.train(); reset_state(model)
+            if hasattr(train, 'set_epoch'): train.set_epoch(epoch)     # e.g. `EndlessLoader`: epoch e's own games, also when resumed
             losses, counts = [], []
             for x, y in (train if mb is None else progress_bar(train, parent=mb)):
                 x, y = x.to(dev), y.to(dev)
