@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['MOVES', 'MOVE_NAMES', 'REQUIRES', 'GAIN', 'BEATS', 'EFFECTS', 'KILLS', 'STEALS', 'KEEPS', 'TEXT', 'Move',
            'IllegalMoveError', 'as_move', 'rules_table', 'kills', 'resolve', 'Game', 'affordable', 'uniform_player',
-           'sensible_player', 'PlayerError', 'move_probs', 'GameAI', 'DataGen', 'get_one_rec', 'lst_to_doc', 'Games',
-           'generate_games']
+           'sensible_player', 'cautious_player', 'PlayerError', 'history_len', 'move_probs', 'GameAI', 'DataGen',
+           'get_one_rec', 'lst_to_doc', 'Games', 'generate_games', 'EchoPlayer']
 
 # %% ../nbs/01_game.ipynb #c28939b4
 import random
@@ -164,29 +164,64 @@ def sensible_player(me, # own energy, int array (n,)
     w *= affordable(me)
     return w / w.sum(-1, keepdims=True)
 
+# %% ../nbs/01_game.ipynb #af447396
+def cautious_player(me, # own energy, int array (n,)
+                    opp # opponent's energy, int array (n,) (ignored)
+                   ) -> np.ndarray:
+    "A player who builds energy and guards, and rarely plays a deadly move, so its games last long. Returns (n, 8) probabilities."
+    me = np.asarray(me)
+    w = np.empty(me.shape + (8,))                                            # (n, 8) weights of moves 1..8
+    w[...] = [0.5, 3, 0.2, 2, 0.2, 0.5, 0.05, 1]  # zan, shield, shoot, reflect, buddha, steal, chick, big-shield
+    w[..., Move.ZAN - 1] += 3 * (me < 4)          # save up while poor
+    w *= affordable(me)
+    return w / w.sum(-1, keepdims=True)
+
 # %% ../nbs/01_game.ipynb #83b29d89
 class PlayerError(ValueError):
     "A player returned something that is not a distribution over the moves it can afford."
 
-def move_probs(player, # a function `player(me, opp) -> (n, 8) probabilities`
-               me,     # the player's own energies, int array (n,)
-               opp     # the opponent's energies, int array (n,)
+def _name(player) -> str: return getattr(player, '__name__', repr(player))
+
+def history_len(player # a player: a function of the two energies, or a history player with a `history` attribute
+               ) -> int:
+    "How many past rounds `player` reads: its `history` attribute, 0 for a player of the two energies only."
+    h = getattr(player, 'history', 0)
+    if isinstance(h, (bool, np.bool_)) or not isinstance(h, (int, np.integer)) or h < 0:
+        raise PlayerError(f"player {_name(player)} has history {h!r}: it must be a whole number of rounds >= 0")
+    return int(h)
+
+def move_probs(player,      # `player(me, opp) -> (n, 8) probabilities`, or a history player `player(me, opp, mine, theirs)`
+               me,          # the player's own energies, int array (n,)
+               opp,         # the opponent's energies, int array (n,)
+               mine=None,   # a history player's own last moves, int array (n, >= history): column j is the move j+1 rounds ago, 0 if none
+               theirs=None  # the opponent's last moves, laid out like `mine`
               ) -> np.ndarray:
-    "Ask `player` for its move probabilities at energies (me, opp) and check them: (n, 8), 0 where unaffordable, rows sum to 1."
+    "Ask `player` for its move probabilities at energies (me, opp) (and past moves) and check them: (n, 8), 0 where unaffordable, rows sum to 1."
     me, opp = np.atleast_1d(np.asarray(me, np.int64)), np.atleast_1d(np.asarray(opp, np.int64))
     if me.shape != opp.shape or me.ndim != 1: raise ValueError(f'me and opp must be int arrays of the same shape (n,), got {me.shape} and {opp.shape}')
     if not len(me): return np.zeros((0, 8))
-    # a player is a function of the two energies: ask it once per distinct (me, opp) pair
-    lo, hi = min(me.min(), opp.min()), max(me.max(), opp.max())
-    states, inv = np.unique((me - lo) * (hi - lo + 1) + (opp - lo), return_inverse=True)
-    me_u, opp_u = states // (hi - lo + 1) + lo, states % (hi - lo + 1) + lo
-    name = getattr(player, '__name__', repr(player))
-    p = np.asarray(player(me_u, opp_u), dtype=np.float64)
+    name, H = _name(player), history_len(player)
+    if H:   # a history player: every game has its own past, so ask about every row
+        hist = []
+        for what, x in (('mine', mine), ('theirs', theirs)):
+            if x is None: raise ValueError(f"player {name} reads the last {H} rounds: pass mine and theirs, move arrays of shape ({len(me)}, {H})")
+            x = np.asarray(x)
+            if x.ndim != 2 or x.shape[0] != len(me) or x.shape[1] < H:
+                raise ValueError(f"{what} must have shape ({len(me)}, >= {H}) for player {name}, got {x.shape}")
+            hist.append(x[:, :H])                                   # (n, H)
+        me_u, opp_u, inv = me, opp, slice(None)
+        p = np.asarray(player(me, opp, *hist), dtype=np.float64)
+    else:   # a player of the two energies: ask it once per distinct (me, opp) pair
+        lo, hi = min(me.min(), opp.min()), max(me.max(), opp.max())
+        states, inv = np.unique((me - lo) * (hi - lo + 1) + (opp - lo), return_inverse=True)
+        me_u, opp_u = states // (hi - lo + 1) + lo, states % (hi - lo + 1) + lo
+        p = np.asarray(player(me_u, opp_u), dtype=np.float64)
     if p.shape != (len(me_u), 8): raise PlayerError(
         f"player {name} returned shape {p.shape} for {len(me_u)} games; return an array of shape (n, 8) (moves 1..8)")
     def fail(rows, what):
         i = int(np.flatnonzero(rows)[0])
-        raise PlayerError(f"player {name} {what} at energies (me={me_u[i]}, opp={opp_u[i]}): got {np.round(p[i], 4).tolist()}; "
+        past = f", last moves mine={hist[0][i].tolist()} theirs={hist[1][i].tolist()}" if H else ''
+        raise PlayerError(f"player {name} {what} at energies (me={me_u[i]}, opp={opp_u[i]}){past}: got {np.round(p[i], 4).tolist()}; "
                           "return probabilities >= 0, 0 on unaffordable moves, rows summing to 1")
     if not np.isfinite(p).all(): fail(~np.isfinite(p).all(1), 'returned a non-finite probability')
     if (p < 0).any(): fail((p < 0).any(1), 'returned a negative probability')
@@ -197,10 +232,12 @@ def move_probs(player, # a function `player(me, opp) -> (n, 8) probabilities`
     return p[inv]
 
 # %% ../nbs/01_game.ipynb #e9f0dea2
-def _choose(player, me:int, opp:int) -> Move:
-    "One move for `player` at energies (me, opp), drawn with Python's `random`."
+def _choose(player, me:int, opp:int, mine=(), theirs=()) -> Move:
+    "One move for `player` at energies (me, opp), after its moves `mine` and the opponent's `theirs` (latest first), drawn with Python's `random`."
     if player is uniform_player: return MOVES[random.choice([m for m in range(1, 9) if Game.requires[m] <= me]) - 1]
-    p = move_probs(player, np.array([me]), np.array([opp]))[0]
+    H = history_len(player)
+    past = lambda ms: np.array([[*list(ms)[:H], *[0] * (H - len(ms[:H]))]], np.int64)   # (1, H), 0: no such round
+    p = move_probs(player, np.array([me]), np.array([opp]), past(mine), past(theirs))[0]
     return MOVES[random.choices(range(8), weights=p)[0]]
 
 class GameAI(Game):
@@ -211,7 +248,8 @@ class GameAI(Game):
     def act(self, a1):
         "Play `a1` (1..8, a `Move` or a name) against player 2's random legal move; returns player 2's move."
         self._check_on()
-        a2 = _choose(self.player2, self.e2, self.e1)
+        past = self.record[::-1]
+        a2 = _choose(self.player2, self.e2, self.e1, [b for a, b in past], [a for a, b in past])
         super().act(a1, a2)
         return a2
 
@@ -225,8 +263,9 @@ class DataGen(Game):
 
     def act(self):
         "Play one round with both players' random legal moves; returns the round as (move1, move2) names."
-        a1 = _choose(self.player1, self.e1, self.e2)
-        a2 = _choose(self.player2, self.e2, self.e1)
+        m1, m2 = [a for a, b in self.record[::-1]], [b for a, b in self.record[::-1]]   # latest first
+        a1 = _choose(self.player1, self.e1, self.e2, m1, m2)
+        a2 = _choose(self.player2, self.e2, self.e1, m2, m1)
         super().act(a1, a2)
         self.text_record.append((a1.text, a2.text))
         return self.text_record[-1]
@@ -310,7 +349,7 @@ class Games:
 # %% ../nbs/01_game.ipynb #ad3c78d3
 def generate_games(n:int,                 # number of games
                    seed:int=42,           # seed of the NumPy random Generator: same seed, same games, on any machine
-                   player1=uniform_player, # how player 1 chooses: `player(me, opp) -> (n, 8) probs`
+                   player1=uniform_player, # how player 1 chooses: `player(me, opp) -> (n, 8) probs`, or a history player
                    player2=None,           # how player 2 chooses (default: like player 1)
                    max_rounds:int=10_000   # give up (error) if a game lasts longer than this
                   ) -> Games:
@@ -320,19 +359,53 @@ def generate_games(n:int,                 # number of games
     live = np.arange(n)                            # (n_live,) the games still running
     e1, e2 = np.zeros(n, np.int64), np.zeros(n, np.int64)
     winners, played = np.zeros(n, np.int8), []
+    H = max(history_len(player1), history_len(player2))         # rounds of moves to keep (0: energies only)
+    h1, h2 = np.zeros((n, H), np.int8), np.zeros((n, H), np.int8) # (n_live, H) each side's last moves, latest first; 0: none
     for r in range(max_rounds + 1):
         if not len(live): break
         if r == max_rounds: raise ValueError(
             f'{len(live)} games still running after {max_rounds} rounds: do your players ever play a deadly move?')
-        m1 = _sample(move_probs(player1, e1, e2), rng)
-        m2 = _sample(move_probs(player2, e2, e1), rng)
+        m1 = _sample(move_probs(player1, e1, e2, h1, h2), rng)
+        m2 = _sample(move_probs(player2, e2, e1, h2, h1), rng)
         e1, e2, w = resolve(e1, e2, m1, m2)
         played.append((live, m1, m2))
         winners[live] = w
         on = w == 0
         live, e1, e2 = live[on], e1[on], e2[on]
+        if H: h1, h2 = (np.concatenate([m[on, None], h[on, :-1]], 1) for m, h in ((m1, h1), (m2, h2)))
     if not played: return Games(np.zeros(0), np.zeros(0), [0], np.zeros(0))
     gid, m1, m2 = (np.concatenate(x) for x in zip(*played))   # round by round ...
     order = np.argsort(gid, kind='stable')                    # ... to game by game, rounds in order
     offsets = np.concatenate([[0], np.cumsum(np.bincount(gid, minlength=n))])
     return Games(m1[order], m2[order], offsets, winners)
+
+# %% ../nbs/01_game.ipynb #b518add9
+class EchoPlayer:
+    "A player who, with probability `p`, repeats the opponent's move of `k` rounds ago (if there is one and it can afford it), else plays `base`."
+    def __init__(self, k:int,                 # how many rounds back the echoed move is (1: the last round)
+                 p:float=0.5,                 # probability of echoing, where an echo is possible
+                 base=None):                  # the player of the energies it is otherwise (default: `cautious_player`)
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a whole number of rounds >= 1, got {k!r}")
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.number)) or not 0 <= p <= 1:
+            raise ValueError(f"p must be a probability, 0 <= p <= 1, got {p!r}")
+        base = cautious_player if base is None else base
+        if not callable(base) or history_len(base): raise ValueError(f"base must be a player of the two energies (no history), got {base!r}")
+        self.k, self.p, self.base = int(k), float(p), base
+        self.history = self.k              # the machinery passes this many past rounds
+
+    def __repr__(self): return f"EchoPlayer(k={self.k}, p={self.p}, base={_name(self.base)})"
+
+    def __call__(self, me,    # own energy, int array (n,)
+                 opp,         # opponent's energy, int array (n,)
+                 mine,        # own last moves, int array (n, k), latest first, 0 where none (unused)
+                 theirs       # the opponent's last moves, int array (n, k), latest first, 0 where none
+                ) -> np.ndarray:
+        "(n, 8) probabilities: `p` on the opponent's move of `k` rounds ago where it exists and is affordable, the rest as `base`."
+        me = np.asarray(me)
+        q = move_probs(self.base, me, opp)                               # (n, 8)
+        echo = np.asarray(theirs)[:, self.k - 1].astype(np.int64)         # (n,) the move k rounds ago, 0: none
+        ok = (echo > 0) & (REQUIRES[echo] <= me)                          # (n,) an echo is possible
+        hit = np.zeros_like(q); hit[ok, echo[ok] - 1] = 1                 # (n, 8) one-hot on the echoed move
+        pe = (self.p * ok)[:, None]                                       # (n, 1)
+        return (1 - pe) * q + pe * hit

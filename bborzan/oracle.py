@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from itertools import repeat
 import numpy as np
-from .game import MOVE_NAMES, REQUIRES, Games, move_probs, resolve, uniform_player
+from .game import MOVE_NAMES, REQUIRES, Games, history_len, move_probs, resolve, uniform_player
 
 # %% ../nbs/02_oracle.ipynb #7d017ff6
 WORDS = (*MOVE_NAMES, 'to', ',', 'end', '.')                  # the twelve words of the corpus
@@ -109,6 +109,9 @@ class _Stream:
     rounds: np.ndarray  # (R,) index of each round's first token (player 1's move)
     e1: np.ndarray      # (R,) player 1's energy before each round
     e2: np.ndarray      # (R,) player 2's energy before each round
+    m1: np.ndarray      # (R,) player 1's move in each round (1..8)
+    m2: np.ndarray      # (R,) player 2's move in each round
+    rnd: np.ndarray     # (R,) each round's index within its game (0 for a game's first round)
 
 def _bad_game(tokens, starts, ends, g:int, what:str):
     s, e = int(starts[g]), int(ends[g])
@@ -120,7 +123,7 @@ def _parse(tokens) -> _Stream:
     "Parse and replay a stream of whole games; raises `TranscriptError` naming the first bad game."
     codes = _encode(tokens)
     N = len(codes)
-    if N == 0: return _Stream(*(np.zeros(0, np.int64) for _ in range(6)))
+    if N == 0: return _Stream(*(np.zeros(0, np.int64) for _ in range(9)))
     dots = np.flatnonzero(codes == _DOT)
     if not len(dots) or dots[-1] != N - 1:
         last = dots[-1] + 1 if len(dots) else 0
@@ -152,7 +155,21 @@ def _parse(tokens) -> _Stream:
     if not ok.all():
         g = int(np.searchsorted(roff, np.flatnonzero(~ok)[0], side='right') - 1)
         _bad_game(tokens, starts, dots, g, 'illegal play')
-    return _Stream(codes, kinds, starts, rpos, e1r, e2r)
+    rnd = np.arange(len(rpos)) - np.repeat(roff[:-1], nr)                            # (R,) round within its game
+    return _Stream(codes, kinds, starts, rpos, e1r, e2r, m1, m2, rnd)
+
+def _history(st:_Stream, H:int):
+    "Each side's moves in the H rounds before every round of its game, latest first: two (R, H) int8 arrays, 0 where none."
+    h1, h2 = np.zeros((len(st.rnd), H), np.int8), np.zeros((len(st.rnd), H), np.int8)
+    for j in range(1, H + 1):
+        i = np.flatnonzero(st.rnd >= j)                                            # rounds with a round j back in their game
+        h1[i, j - 1], h2[i, j - 1] = st.m1[i - j], st.m2[i - j]
+    return h1, h2
+
+def _both_move_probs(st:_Stream, player1, player2):
+    "Player 1's and player 2's move probabilities before every round of the stream: two (R, 8) arrays."
+    h1, h2 = _history(st, max(history_len(player1), history_len(player2)))
+    return move_probs(player1, st.e1, st.e2, h1, h2), move_probs(player2, st.e2, st.e1, h2, h1)
 
 def _tokens(docs) -> list:
     "A flat list of str tokens from a `Games`, one text, a list of texts or a list of tokens."
@@ -162,7 +179,7 @@ def _tokens(docs) -> list:
 # %% ../nbs/02_oracle.ipynb #e233c4f9
 def next_token_probs(tokens,                 # a flat list of N str tokens: whole games, one after another
                      vocab,                  # the words of the columns, e.g. the model's vocab
-                     player1=uniform_player, # player 1's policy in the data-generating process
+                     player1=uniform_player, # player 1's policy in the data-generating process (a history player too)
                      player2=None,           # player 2's policy (default: like player 1)
                      dtype=np.float64        # dtype of the result
                     ) -> np.ndarray:
@@ -179,7 +196,7 @@ def next_token_probs(tokens,                 # a flat list of N str tokens: whol
         if not len(rows): continue
         if w not in col: raise ValueError(f"vocab has no {w!r}; include every word of the game (bborzan.oracle.WORDS)")
         out[rows, col[w]] = 1
-    for rows, p in ((st.rounds, move_probs(player1, st.e1, st.e2)), (st.rounds + 2, move_probs(player2, st.e2, st.e1))):
+    for rows, p in zip((st.rounds, st.rounds + 2), _both_move_probs(st, player1, player2)):   # (R,), (R, 8)
         for j, w in enumerate(MOVE_NAMES):
             if w in col: out[rows, col[w]] = p[:, j]
             elif p[:, j].any(): raise ValueError(f"vocab has no {w!r}, which the players can play; include every word of the game (bborzan.oracle.WORDS)")
@@ -234,7 +251,7 @@ def _by_position(count, nll, acc, hit):
                             index=pd.Index(POSITION_KINDS, name='position'))
 
 def oracle_stats(docs,                   # the games: a list of game texts (like `Games.docs()`), one text, tokens, or a `Games`
-                 player1=uniform_player, # player 1's policy in the data-generating process
+                 player1=uniform_player, # player 1's policy in the data-generating process (a history player too)
                  player2=None            # player 2's policy (default: like player 1)
                 ) -> OracleStats:
     "The oracle's cross-entropy (the floor), best accuracy and per-position breakdown on a corpus of whole games."
@@ -244,7 +261,7 @@ def oracle_stats(docs,                   # the games: a list of game texts (like
     st = _parse(tokens)
     N, R = len(tokens), len(st.rounds)
     p_true, p_max, hit = np.ones(N), np.ones(N), np.ones(N, bool)       # (N,) certain tokens: p = 1
-    for rows, p in ((st.rounds, move_probs(player1, st.e1, st.e2)), (st.rounds + 2, move_probs(player2, st.e2, st.e1))):
+    for rows, p in zip((st.rounds, st.rounds + 2), _both_move_probs(st, player1, player2)):   # (R,), (R, 8)
         m = st.codes[rows].astype(np.int64) - 1                          # (R,) the moves played, 0..7
         p_true[rows], p_max[rows], hit[rows] = p[np.arange(R), m], p.max(1), p.argmax(1) == m
     nll = -np.log(p_true)
@@ -254,13 +271,16 @@ def oracle_stats(docs,                   # the games: a list of game texts (like
                        _by_position(np.bincount(st.kinds, minlength=6), sums(nll), sums(p_max), sums(hit)))
 
 # %% ../nbs/02_oracle.ipynb #cc88d993
-def population_stats(player1=uniform_player, # player 1's policy
+def population_stats(player1=uniform_player, # player 1's policy (of the two energies only)
                      player2=None,           # player 2's policy (default: like player 1)
                      max_energy:int=60,      # largest energy tracked (raise it if the error says so)
                      tol:float=1e-13         # stop when this little probability is left in running games
                     ) -> OracleStats:
     "The exact expected floor, best accuracy and per-position breakdown for an endless corpus, by dynamic programming."
     player2 = player1 if player2 is None else player2
+    for pl in (player1, player2):
+        if history_len(pl): raise ValueError(f"population_stats needs players of the two energies only, and {pl!r} reads the last "
+                                             f"{history_len(pl)} rounds: use oracle_stats on a large sample of generate_games")
     E = max_energy + 1
     e1, e2 = (x.ravel() for x in np.meshgrid(np.arange(E), np.arange(E), indexing='ij'))   # (S,) every pair of energies
     p1, p2 = move_probs(player1, e1, e2), move_probs(player2, e2, e1)                      # (S, 8)

@@ -327,16 +327,22 @@ def test_oracle_rows_are_distributions_on_legal_continuations(seed, p1, p2):
     kinds = position_kinds(tokens)
     assert [POSITION_KINDS[k] for k in kinds[:4]] == ['move1', 'to', 'move2', ',']
 
-def _mc_floor(count_docs, eval_docs):
-    "Cross-entropy on eval_docs of next-move frequencies counted per state in count_docs, states from the seed's rules."
+def _echo_key(rec, k):
+    "For each round of a record: the opponent's move k rounds back for player 1 and player 2 ('' where none)."
+    return [(rec[i - k][1] if i >= k else '', rec[i - k][0] if i >= k else '') for i in range(len(rec))]
+
+def _mc_floor(count_docs, eval_docs, k=None):
+    """Cross-entropy on eval_docs of next-move frequencies counted per state in count_docs, states from the seed's rules.
+    The state is (player, both energies); with `k`, for echo players of a cautious base, it is (player, own energy capped
+    at 4 (the cautious player reads only that, and nothing above 4 changes what it can afford), the opponent's move k rounds back)."""
     counts = defaultdict(Counter)
     def moves_with_state(docs):
         for d in docs:
             toks = d.split()
             rec = [(toks[i], toks[i + 2]) for i in range(0, len(toks) - 2, 4)]
-            for (a, b), (e1, e2, _, _) in zip(rec, seed_replay(rec)):
-                yield (1, e1, e2), a
-                yield (2, e2, e1), b
+            for (a, b), (e1, e2, _, _), (x1, x2) in zip(rec, seed_replay(rec), _echo_key(rec, k or 0)):
+                yield ((1, e1, e2), a) if k is None else ((1, min(e1, 4), x1), a)
+                yield ((2, e2, e1), b) if k is None else ((2, min(e2, 4), x2), b)
     for state, m in moves_with_state(count_docs): counts[state][m] += 1
     nll, n_tokens = 0., sum(len(d.split()) for d in eval_docs)
     for state, m in moves_with_state(eval_docs):
@@ -383,3 +389,88 @@ def test_non_uniform_players_end_to_end():
     random.seed(0)
     recs = [get_one_rec(sensible_player, uniform_player) for _ in range(200)]
     assert all(check_transcript(lst_to_doc(r)) == [] for r in recs)
+
+# ---------------------------------------------------------------- history players (EchoPlayer)
+HISTORY_PLAYERS = [EchoPlayer(1, 0.5), EchoPlayer(3, 0.8, uniform_player), EchoPlayer(2, 0.3, sensible_player)]   # p < 1: two players who always echo can loop forever
+any_players = st.sampled_from(PLAYERS + [cautious_player] + HISTORY_PLAYERS)
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**63), p1=any_players, p2=any_players)
+def test_games_of_history_players_are_legal(seed, p1, p2):
+    games = generate_games(100, seed=seed, player1=p1, player2=p2)
+    for i, doc in enumerate(games.docs()):
+        assert check_transcript(doc) == [], doc
+        assert seed_replay(games[i])[-1][3] == games.winners[i]
+    assert games.docs() == generate_games(100, seed=seed, player1=p1, player2=p2).docs()
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32), k=st.integers(1, 6), player=st.sampled_from(PLAYERS + [cautious_player]))
+def test_echo_with_p0_plays_the_base_games(seed, k, player):
+    "p = 0 gives exactly the base's probabilities, so the same seed gives byte-identical games."
+    assert generate_games(200, seed=seed, player1=EchoPlayer(k, 0.0, player)).docs() == generate_games(200, seed=seed, player1=player).docs()
+
+def test_echo_p1_always_echoes_when_affordable():
+    k = 3
+    games = generate_games(500, seed=11, player1=EchoPlayer(k, 1.0, uniform_player), player2=uniform_player)
+    n = 0
+    for g in range(len(games)):
+        rec = games[g]
+        for (a, _), (e1, _, _, _), (echo, _) in zip(rec, seed_replay(rec), _echo_key(rec, k)):
+            if echo and REQUIRES[TEXT.index(echo)] <= e1: assert a == echo; n += 1
+    assert n > 500
+
+def test_datagen_plays_history_players():
+    random.seed(5)
+    recs = [get_one_rec(EchoPlayer(1, 1.0, uniform_player), cautious_player) for _ in range(100)]
+    for rec in recs:
+        assert check_transcript(lst_to_doc(rec)) == []
+        for (a, _), (e1, _, _, _), (echo, _) in zip(rec, seed_replay(rec), _echo_key(rec, 1)):
+            if echo and REQUIRES[TEXT.index(echo)] <= e1: assert a == echo
+
+@pytest.mark.parametrize('bad, msg', [((0,), 'k must be a whole number'), ((-2,), 'k must be a whole number'), ((1.5,), 'k must be a whole number'),
+                                      ((2, -0.1), 'p must be a probability'), ((2, 2), 'p must be a probability'), ((2, '0.5'), 'p must be a probability'),
+                                      ((2, 0.5, 'zan'), 'base must be a player')])
+def test_echo_player_arguments(bad, msg):
+    with pytest.raises(ValueError, match=msg): EchoPlayer(*bad)
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32), p1=st.sampled_from(HISTORY_PLAYERS), p2=any_players)
+def test_oracle_of_history_players_replays_the_history(seed, p1, p2):
+    "Every move row equals the player asked directly with the game's own energies and past moves."
+    games = generate_games(30, seed=seed, player1=p1, player2=p2)
+    tokens = ''.join(games.docs()).split()
+    probs = next_token_probs(tokens, WORDS, p1, p2)
+    assert np.allclose(probs.sum(1), 1)
+    col = {w: j for j, w in enumerate(WORDS)}
+    assert (probs[np.arange(len(tokens)), [col[t] for t in tokens]] > 0).all()
+    i = 0
+    for g in range(len(games)):
+        rec = games[g]
+        for r, (e1, e2, _, _) in enumerate(seed_replay(rec)):
+            past = rec[:r][::-1]
+            for row, pl, me, opp, mine, theirs in ((i, p1, e1, e2, [a for a, b in past], [b for a, b in past]),
+                                                   (i + 2, p2, e2, e1, [b for a, b in past], [a for a, b in past])):
+                H = history_len(pl)
+                pad = lambda ms: np.array([[TEXT.index(m) for m in ms[:H]] + [0] * (H - len(ms[:H]))])
+                assert np.allclose(probs[row, :8], move_probs(pl, [me], [opp], pad(mine), pad(theirs))[0])
+            i += 4
+        i += 2
+    assert i == len(tokens)
+
+def test_echo_floor_matches_monte_carlo():
+    "The oracle's floor equals the cross-entropy of frequencies counted per (energies, echoed move) in another corpus."
+    k, player = 2, EchoPlayer(2, 0.5)
+    eval_docs = generate_games(1000, seed=7, player1=player).docs()
+    count_docs = generate_games(10_000, seed=123, player1=player).docs()
+    exact = oracle_stats(eval_docs, player)
+    assert abs(_mc_floor(count_docs, eval_docs, k) - exact.cross_entropy) < 0.005
+    assert exact.cross_entropy < oracle_stats(eval_docs, cautious_player).cross_entropy < oracle_stats(eval_docs, uniform_player).cross_entropy
+
+def test_population_stats_refuses_history_players():
+    with pytest.raises(ValueError, match='use oracle_stats on a large sample'): population_stats(EchoPlayer(3))
+    with pytest.raises(ValueError, match='reads the last 3 rounds'): population_stats(uniform_player, EchoPlayer(3))
+
+def test_cautious_games_are_long():
+    pop = population_stats(cautious_player)
+    assert 15 < pop.mean_rounds < 30
+    assert abs(generate_games(5000, seed=0, player1=cautious_player).lengths.mean() - pop.mean_rounds) < 1
