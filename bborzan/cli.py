@@ -159,30 +159,39 @@ def _shapes(shapes:str) -> tuple:
     need(out and all(len(s) == 2 and min(s) >= 1 for s in out), f"--shapes {shapes!r}: write batch shapes as BSxSL, comma-separated, e.g. 128x6,1024x16")
     return out
 
-def bench(games:int=100_000, # games to play (the reference's 100,000)
-          repeats:int=3, # timed runs of each configuration; medians are reported
-          models:str='lm4,lm6', # comma-separated: lm4, lm5, lm6, lm7 (at the reference's sizes)
-          shapes:str='128x6,256x64,1024x16', # our batch shapes BSxSL for the training benchmark
+def bench(kind:str='quality', # quality: time to a validation gap below --target; speed: data building and tokens/s; all: both
+          target:float=0.002, # quality: the validation gap to reach, nats/token
+          games:int=100_000, # games to play (the reference's 100,000)
+          repeats:int=3, # speed: timed runs of each configuration; medians are reported
+          models:str='lm4,lm6', # speed: comma-separated, lm4, lm5, lm6, lm7 (at the reference's sizes)
+          shapes:str='128x6,256x64,1024x16', # speed: our batch shapes BSxSL for the training benchmark
           device:str=None, # where our side runs (default: the best there is)
-          quiet:bool=False, # print only the tables
+          quiet:bool=False, # print only the results
          ) -> dict:
-    "Time the reference notebook's data pipeline and training loop against ours; print medians and ratios."
+    "Time the reference notebook's pipeline against ours: time to a validation gap (default), or data and training speed."
+    need(kind in ('quality', 'speed', 'all'), f"--kind {kind!r}: use quality, speed or all")
+    need(0 < target < float('inf'), f"--target {target}: give a positive gap in nats/token, e.g. 0.002")
     need_whole(games, 'games', 10); need_whole(repeats, 'repeats')
     names = tuple(models.split(','))
     for k in names: need(k in ('lm4', 'lm5', 'lm6', 'lm7'), f"--models: {k!r} can't be benchmarked: use lm4, lm5, lm6 or lm7")
     shp, dev = _shapes(shapes), _device(device)
     import torch
-    from bborzan.bench import bench_borzan_data, bench_train, bench_table
-    docs = generate_games(games, seed=42).docs()
+    from bborzan.bench import bench_borzan_data, bench_train, bench_table, time_to_gap, time_to_gap_table
+    out = {}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, ours on {dev}; {games:,} games\n")
     try:
-        data = bench_borzan_data(docs, repeats=repeats, device=dev)
-        res = bench_train(games, models=names, shapes=shp, repeats=repeats, device=dev, log=None if quiet else print)
+        if kind in ('quality', 'all'):
+            out['quality'] = q = time_to_gap(target, games, device=dev)
+            print(time_to_gap_table(q) + '\n')
+        if kind in ('speed', 'all'):
+            docs = generate_games(games, seed=42).docs()
+            out['data'] = data = bench_borzan_data(docs, repeats=repeats, device=dev)
+            out['train'] = res = bench_train(games, models=names, shapes=shp, repeats=repeats, device=dev, log=None if quiet else print)
+            print(f"building the data, from game texts to every batch read once (bs=128, sl=6), medians of {repeats}:\n"
+                  f"  reference pipeline {data['reference_s']:8.3f} s\n  bborzan            {data['ours_s']:8.3f} s   {data['ratio']:.1f}x faster\n")
+            print(f"one training epoch (train + validation), tokens/s:\n{bench_table(res)}")
     except ValueError as e: raise RunError(f"{e} (with --games {games}: use more games or smaller --shapes)") from None
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, ours on {dev}; {games:,} games, medians of {repeats}\n")
-    print(f"building the data, from game texts to every batch read once (bs=128, sl=6):\n"
-          f"  reference pipeline {data['reference_s']:8.3f} s\n  bborzan            {data['ours_s']:8.3f} s   {data['ratio']:.1f}x faster\n")
-    print(f"one training epoch (train + validation), tokens/s:\n{bench_table(res)}")
-    return dict(data=data, train=res)
+    return out
 
 # %% ../nbs/09_cli.ipynb #f2f2eaee
 COMMANDS = {'train': train, 'sample': sample, 'play': play, 'bench': bench}

@@ -128,9 +128,16 @@ def test_train_nietzsche_offline(tmp_path):
     assert rep['source'] == 'pydoc' and rep['model'] == 'char_stateful_gru' and isinstance(rep['sample'], str)
 
 def test_bench():
-    res = ok(bborzan('bench', '--games', '600', '--repeats', '1', '--models', 'lm4', '--shapes', '64x16', '--device', 'cpu', '--quiet'))
+    res = ok(bborzan('bench', '--kind', 'speed', '--games', '600', '--repeats', '1', '--models', 'lm4', '--shapes', '64x16', '--device', 'cpu', '--quiet'))
     assert "reference pipeline" in res.stdout and 'x faster' in res.stdout
     assert 'tokens/s' in res.stdout and 'lm4   reference' in res.stdout and 'lm4   ours_64x16' in res.stdout
+    assert 'time until the validation gap' not in res.stdout
+
+def test_bench_quality():
+    # at 600 games nobody gets near 0.002: a loose target shows the mechanics (the real one is `bborzan bench`)
+    res = ok(bborzan('bench', '--games', '600', '--target', '0.5', '--device', 'cpu', '--quiet'))
+    assert 'time until the validation gap is below 0.5 nats/token' in res.stdout
+    assert 'the reference notebook: LMModel4' in res.stdout and 'bborzan: lm4' in res.stdout and 'tokens/s' not in res.stdout
 
 # ---- bad input ----
 TRAIN_BAD = {
@@ -177,6 +184,8 @@ def test_other_bad_input(borzan_run):
     bad(bborzan('play', out, '--games', '0'), '--games 0')
     bad(bborzan('bench', '--models', 'lm1'), "'lm1' can't be benchmarked")
     bad(bborzan('bench', '--shapes', '64'), 'BSxSL')
+    bad(bborzan('bench', '--kind', 'fast'), 'use quality, speed or all')
+    bad(bborzan('bench', '--target', '-1'), '--target -1')
 
 # ------------------------------------------------------------------ logs, versions, spellings, resuming
 
