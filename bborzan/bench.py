@@ -214,7 +214,7 @@ def time_to_gap(target:float=0.002, # the validation gap to reach, nats/token
                       ('ours', lambda: _ours_to_gap(valid, target, r, seed, get_device(device)))):
         log = run()
         hit = next((row for row in log if row['gap'] < target), None)
-        out[name] = dict(log=log, reached=hit is not None, seconds=hit['seconds'] if hit else None, tokens=hit['tokens'] if hit else None,
+        out[name] = dict(log=log, reached=hit is not None, **{k: hit[k] if hit else None for k in ('seconds', 'tokens', 'gap')},
                          last_gap=log[-1]['gap'] if log else None)
     out['ratio'] = out['reference']['seconds'] / out['ours']['seconds'] if out['reference']['reached'] and out['ours']['reached'] else None
     return out
@@ -229,7 +229,7 @@ def time_to_gap_table(res:dict # what `time_to_gap` returned
     lines = [f"time until the validation gap is below {res['target']:g} nats/token ({res['n_valid']:,} validation games; the clock stops while it is measured):"]
     for k, what in rows:
         s = res[k]
-        got = (f"{s['seconds']:7.1f} s  {s['tokens']:>10,} tokens  gap {s['log'][[row['seconds'] for row in s['log']].index(s['seconds'])]['gap']:.4f}"
+        got = (f"{s['seconds']:7.1f} s  {s['tokens']:>10,} tokens  gap {s['gap']:.4f}"
                if s['reached'] else f"    not reached (last gap {s['last_gap']:.4f} after {s['log'][-1]['seconds']:.1f} s)" if s['log'] else '    not measured')
         lines.append(f"  {what}\n    {got}")
     if res['ratio']: lines.append(f"  ours gets there {res['ratio']:.1f}x faster" if res['ratio'] >= 1 else f"  ours takes {1 / res['ratio']:.1f}x as long")
