@@ -369,6 +369,7 @@ def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> 
         ev = evaluate_borzan(m, d.corpus, d.vocab, bs=s['bs'], sl=s['sl'], target=s['target'])
         rep.update(valid_loss=ev.loss, floor_nats=ev.floor, gap_nats=ev.gap, accuracy=ev.accuracy, best_accuracy=ev.best_accuracy,
                    illegal_mass=ev.illegal_mass, n_valid_tokens=ev.n_tokens,
+                   illegal_mass_from_start=float(ev.row_starts.loc['rest', 'illegal_mass']),   # rows entered mid-game left out
                    illegal_mass_by_energy={k: float(v) for k, v in ev.by_energy['illegal_mass'].items()})
         if s['samples']:
             sg = sample_games(m, d.vocab, n=s['samples'], temperature=1.0, prompt=prompt, seed=seed)
@@ -425,14 +426,16 @@ def format_report(r:dict # what `train_run` returned
         lines += [f"oracle floor       {r['floor_nats']:.4f} nats/token (the best possible, on the same tokens)",
                   f"gap                {r['gap_nats']:.4f} nats/token",
                   f"accuracy           {r['accuracy']:.4f} (best possible {r['best_accuracy']:.4f})",
-                  f"illegal-move mass  {r['illegal_mass']:.2e} (probability on moves the rules forbid)"]
+                  f"illegal-move mass  {r['illegal_mass']:.2e} (probability on moves the rules forbid)"
+                  + (f"; {r['illegal_mass_from_start']:.2e} on the games each row read from their start"
+                     if r.get('illegal_mass_from_start') is not None else '')]
         if r.get('illegal_mass_by_energy'):
             lines.append("  by energy        " + ', '.join(f"{k}: {v:.1e}" for k, v in r['illegal_mass_by_energy'].items())
                          + " (the mover's, at move positions)")
         if r.get('sampled_games'):
             lo, hi = r.get('legal_interval_95') or (float('nan'),) * 2
-            lines.append(f"legal games        {r['legal_games']:,} of {r['sampled_games']:,} sampled at T=1 ({r['legal_fraction']:.1%}; "
-                         f"95% interval {lo:.1%} to {hi:.1%})")
+            lines.append(f"legal games        {r['legal_games']:,} of {r['sampled_games']:,} sampled at T=1 ({r['legal_fraction']:.2%}; "
+                         f"95% interval {lo:.2%} to {hi:.2%})")
             lines += [f"  {n:4d} x {p}" for p, n in r['common_problems'][:3]]
     else:
         lines += [f"accuracy           {r['accuracy']:.4f}", f"sample (T=0.5)     {r['sample'][:160]!r}"]

@@ -71,7 +71,9 @@ def test_train_borzan(borzan_run):
     assert rep['epochs'] == 1 and rep['games'] == 300 and rep['device'] == 'cpu' and rep['sampled_games'] == 30
     assert abs(rep['gap_nats'] - (rep['valid_loss'] - rep['floor_nats'])) < 1e-9
     assert 0 <= rep['legal_fraction'] <= 1 and 0 < rep['best_accuracy'] < 1
-    for words in ('validation loss', 'oracle floor', 'gap', 'illegal-move mass', 'legal games'): assert words in res.stdout
+    assert 0 <= rep['illegal_mass_from_start'] <= 1 and {'0', '1'} <= set(rep['illegal_mass_by_energy']) <= {'0', '1', '2', '3+'}
+    for words in ('validation loss', 'oracle floor', 'gap', 'illegal-move mass', 'on the games each row read from their start',
+                  'by energy', 'legal games'): assert words in res.stdout
     assert (out/'curves.png').read_bytes()[:4] == b'\x89PNG'
 
 def test_load_round_trip(borzan_run):
