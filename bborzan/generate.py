@@ -174,10 +174,10 @@ class SampledGames:
 
     def common_problems(self, k:int=5 # how many
                        ) -> list:
-        "The `k` most common problems as `(message, games)`, round numbers taken out; each game counts once per kind."
+        "The `k` most common problems as `(message, games)`, round numbers taken out; each game counts once per kind (ties: by message)."
         c = Counter()
         for ps in self.problems: c.update({re.sub(r'round \d+', 'round N', p) for p in ps})
-        return c.most_common(k)
+        return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:k]   # a set's order changes with the hash seed: sort ties
 
     def __len__(self): return len(self.texts)
     def __repr__(self):
