@@ -326,6 +326,10 @@ def threading_main() -> bool:
     import threading
     return threading.current_thread() is threading.main_thread()
 
+def _finite(x) -> float|None:
+    "`x` as a float, or None where it is NaN (nothing to average, e.g. no token read from its game's start)."
+    return float(x) if math.isfinite(x) else None
+
 def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> dict:
     t0 = time.perf_counter()
     from fastai.torch_core import set_seed
@@ -369,8 +373,8 @@ def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> 
         ev = evaluate_borzan(m, d.corpus, d.vocab, bs=s['bs'], sl=s['sl'], target=s['target'])
         rep.update(valid_loss=ev.loss, floor_nats=ev.floor, gap_nats=ev.gap, accuracy=ev.accuracy, best_accuracy=ev.best_accuracy,
                    illegal_mass=ev.illegal_mass, n_valid_tokens=ev.n_tokens,
-                   illegal_mass_from_start=float(ev.row_starts.loc['rest', 'illegal_mass']),   # rows entered mid-game left out
-                   illegal_mass_by_energy={k: float(v) for k, v in ev.by_energy['illegal_mass'].items()})
+                   illegal_mass_from_start=_finite(ev.row_starts.loc['rest', 'illegal_mass']),   # rows entered mid-game left out
+                   illegal_mass_by_energy={k: float(v) for k, v in ev.by_energy['illegal_mass'].items() if math.isfinite(v)})  # energies never seen: left out
         if s['samples']:
             sg = sample_games(m, d.vocab, n=s['samples'], temperature=1.0, prompt=prompt, seed=seed)
             rep.update(sampled_games=len(sg), legal_games=sum(sg.legal), legal_fraction=sg.legal_fraction,
