@@ -23,7 +23,7 @@ def model_config(model:nn.Module # an instance of a registered class (exactly, n
     return dict(name=model_name(model), kwargs=dict(model.config))
 
 # %% ../nbs/07b_checkpoint.ipynb #da546af6
-FORMAT, FORMAT_VERSION = 'bborzan-model', 1
+FORMAT, FORMAT_VERSION = 'bborzan-model', 2   # 2: with a checksum of the contents
 
 class ModelFileError(ValueError):
     "A file that is not a bborzan model file, is damaged, or does not fit together."
@@ -49,6 +49,16 @@ def _vocab_parts(vocab) -> dict:
 
 def _vocab_size(name, kwargs): return kwargs.get(model_info(name).sizes[0])
 
+def _digest(name, kwargs, itos, sd) -> str:
+    "A SHA-256 of what the file says the model is and of its weights: a file edited or relabelled as another model no longer matches."
+    import hashlib, json
+    h = hashlib.sha256(json.dumps([name, kwargs, itos], sort_keys=True).encode('utf-8', 'surrogatepass'))
+    for k in sorted(sd):
+        t = sd[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+    return h.hexdigest()
+
 def save_model(path, # where to write (conventionally `.pth`)
                model:nn.Module, # a model of a registered class (see `MODELS`)
                vocab, # its `Vocab` (or a list of tokens, like the seeds' `L` vocab)
@@ -66,8 +76,9 @@ def save_model(path, # where to write (conventionally `.pth`)
         raise ValueError(f"the vocab has {len(parts['itos'])} tokens but the model was made for {_vocab_size(cfg['name'], cfg['kwargs'])}: "
                          "pass the vocab the model was trained with")
     _check_plain(extra or {})
+    sd = {k: v.detach().cpu() for k, v in sd.items()}
     payload = dict(format=FORMAT, version=FORMAT_VERSION, name=cfg['name'], kwargs=cfg['kwargs'], vocab=parts,
-                   state_dict={k: v.detach().cpu() for k, v in sd.items()}, extra=extra or {},
+                   state_dict=sd, extra=extra or {}, digest=_digest(cfg['name'], cfg['kwargs'], parts['itos'], sd),
                    saved=dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
                               torch=str(torch.__version__), bborzan=str(bborzan.__version__)))
     buf = io.BytesIO()
@@ -95,6 +106,11 @@ def _check_file(path, d) -> tuple:
     if not isinstance(sd, dict) or not all(type(k) is str and isinstance(t, torch.Tensor) for k, t in sd.items()):
         raise bad("its weights are not a dict of tensors")
     if not isinstance(extra, dict): raise bad(f"its 'extra' entry is a {type(extra).__name__}, not a dict")
+    if v >= 2 and d.get('digest') != _digest(name, kwargs, parts['itos'], sd):
+        raise bad("what it holds does not match its checksum (edited, relabelled as another model, or cut)")
+    most = max([len(sd)] + [max(t.shape, default=1) for t in sd.values()])     # every size of a model is a weight's dimension or a layer count
+    big = [f"{k}={x}" for k, x in kwargs.items() if type(x) is int and x > most]
+    if big: raise bad(f"its arguments ({', '.join(big)}) are larger than any of its {len(sd)} weights could be")
     return name, kwargs, parts, sd, extra
 
 def load_model(path, # a file written by `save_model`

@@ -15,7 +15,7 @@ from fastcore.script import anno_parser
 from .game import Game, MOVES, MOVE_NAMES, REQUIRES, BEATS, IllegalMoveError, as_move, generate_games
 from .oracle import WORDS
 from .registry import model_info
-from .run import RunError, need, need_whole, run_settings, train_run, format_report, load_run, _device
+from .run import RunError, Interrupted, Terminated, need, need_whole, run_settings, train_run, format_report, load_run, _device
 
 # %% ../nbs/09_cli.ipynb #0cf8009e
 class CLIError(ValueError):
@@ -46,7 +46,9 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples, endless)   # checked before torch is imported
     rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet,
                     force=force, resume=resume, command=_command_line())
-    print(format_report(rep), flush=True)
+    try: print(format_report(rep), flush=True)
+    except (KeyboardInterrupt, Terminated) as e:                # the run is saved already: say so, not "no run was saved"
+        raise Interrupted(e.code if isinstance(e, Terminated) else 130, f"interrupted after the run was saved in {rep['out']}") from None
     return rep
 
 def _command_line() -> str:
@@ -191,12 +193,15 @@ def bench(kind:str='quality', # quality: time to a validation gap below --target
                   f"  reference pipeline {data['reference_s']:8.3f} s\n  bborzan            {data['ours_s']:8.3f} s   {data['ratio']:.1f}x faster\n")
             print(f"one training epoch (train + validation), tokens/s:\n{bench_table(res)}")
     except ValueError as e: raise RunError(f"{e} (with --games {games}: use more games or smaller --shapes)") from None
+    except KeyError as e:                      # the reference numericalizes validation with the training vocab, as the notebook did
+        raise RunError(f"with --games {games} the reference pipeline's training games never use the word {e.args[0]!r} that its "
+                       "validation games use: use more games (e.g. --games 1000)") from None
     return out
 
 # %% ../nbs/09_cli.ipynb #f2f2eaee
 COMMANDS = {'train': train, 'sample': sample, 'play': play, 'bench': bench}
 USER_ERRORS = {'bborzan.run': ('RunError',), 'bborzan.registry': ('UnknownModelError', 'UnknownDatasetError'),
-               'bborzan.checkpoint': ('ModelFileError',), 'bborzan.train': ('LayoutError', 'DivergedError'), 'bborzan.data': ('UnknownTokenError',),
+               'bborzan.checkpoint': ('ModelFileError',), 'bborzan.train': ('LayoutError', 'DivergedError', 'ResumeError'), 'bborzan.data': ('UnknownTokenError',),
                'bborzan.game': ('IllegalMoveError', 'PlayerError'), 'bborzan.oracle': ('TranscriptError',),
                'bborzan.datasets': ('DatasetError',)}   # the library's errors about input, by module
 
@@ -267,6 +272,7 @@ def main(argv:list|None=None # the arguments (default `sys.argv[1:]`)
     except KeyboardInterrupt:
         print("bborzan: interrupted; no run was saved or replaced", file=sys.stderr); return 130
     except SystemExit as e:
+        if isinstance(e, Interrupted): print(f"bborzan: {e.message}", file=sys.stderr); return e.code
         if type(e).__name__ != 'Terminated': raise
         print("bborzan: terminated; no run was saved or replaced", file=sys.stderr); return e.code
     return 0

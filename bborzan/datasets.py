@@ -95,8 +95,12 @@ def human_numbers(path=None # the folder for train.txt and valid.txt; default fa
         if f.exists() and (have := f.read_bytes().decode('utf-8', errors='replace')) != want:
             raise DatasetCorrupt(f"{f} is not the Human Numbers data ({_first_difference(have, want)}). "
                                  f"Move it away and call human_numbers() again to rebuild it.")
-    for f, want in wants.items():
-        if not f.exists(): atomic_write(f, want)
+    try:
+        for f, want in wants.items():
+            if not f.exists(): atomic_write(f, want)
+    except OSError as e:
+        raise DatasetError(f"can't write the Human Numbers data into {folder} ({e.strerror or type(e).__name__}): set FASTAI_HOME to a "
+                           "folder you can write to (fastai keeps its data there), or pass human_numbers(path=...)") from None
     return folder
 
 # %% ../nbs/04_datasets.ipynb #a4e49de2
@@ -135,11 +139,13 @@ def nietzsche(path=None, # a nietzsche.txt file, or a folder holding one, to use
     if path is not None:
         p = Path(path).expanduser()
         if p.is_dir(): p = p/'nietzsche.txt'
-        if p.exists(): return _check_text(p.read_bytes(), p, n_chars, start)
+        if not p.is_file(): raise DatasetNotFound(f"{path} is not there ({'a folder without nietzsche.txt' if Path(path).expanduser().is_dir() else 'no such file'}): "
+                                                  "check the path of your nietzsche.txt, or leave the path out to use the cache or a download")
+        return _check_text(p.read_bytes(), p, n_chars, start)
     if cache.exists():
         try: return _check_text(cache.read_bytes(), cache, n_chars, start)
         except DatasetCorrupt as e: raise DatasetCorrupt(f"{e} Delete {cache} and call nietzsche() again.") from None
-    where = f"It is not at {p} nor at {cache}" if path is not None else f"It is not at {cache}"
+    where = f"It is not at {cache}"
     todo = (f"download {url} and save it as {cache} (or pass its path: nietzsche('path/to/nietzsche.txt')), "
             f"or use the offline stand-in offline_text() (English prose that ships with Python)")
     if not download: raise DatasetNotFound(f"The Nietzsche text is not on this machine. {where}. To get it, {todo}.")

@@ -354,6 +354,7 @@ def generate_games(n:int,                 # number of games
                    max_rounds:int=10_000   # give up (error) if a game lasts longer than this
                   ) -> Games:
     "Play `n` games, all at once, one round at a time; returns them as `Games`."
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n={n!r}: play a whole number of games, 0 or more")
     player2 = player1 if player2 is None else player2
     rng = np.random.default_rng(seed)
     live = np.arange(n)                            # (n_live,) the games still running

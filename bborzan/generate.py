@@ -33,7 +33,7 @@ def sample_probs(logits:torch.Tensor, # (..., V) scores for the next token
     if top_k is not None and top_k < logits.shape[-1]:
         kth = logits.topk(top_k, dim=-1).values[..., -1:]                    # (..., 1) the k-th best score
         logits = logits.masked_fill(logits < kth, -math.inf)
-    if temperature == 0: return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+    if temperature < torch.finfo(torch.float32).tiny: return F.one_hot(logits.argmax(-1), logits.shape[-1]).float()   # 0, or so small that dividing overflows
     best = logits.max(-1, keepdim=True).values                              # (..., 1): shifting first keeps a tiny temperature finite
     return F.softmax((logits - best) / temperature, dim=-1)
 
@@ -120,6 +120,7 @@ def predict_next(model:nn.Module, # a language model
                  sep:str|None=None, # see `prompt_tokens`
                 ) -> list:
     "The `k` most likely next tokens after `prompt`, with their probabilities: `[(token, p), ...]`, likeliest first."
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ValueError(f"k={k!r}: ask for at least 1 candidate")
     v = _as_vocab(vocab)
     toks, _ = prompt_tokens(prompt, v, sep)
     ids = v.encode(toks)[None]                                # (1, L)

@@ -44,6 +44,10 @@ def probe_energy(states:np.ndarray, # (N, d) features, e.g. `state_trace(...)['c
     from sklearn.linear_model import LogisticRegression
     if player not in (1, 2): raise ValueError(f"player={player!r}: use 1 or 2")
     if at not in (',', 'to'): raise ValueError(f"at={at!r}: use ',' (end of a round) or 'to' (mid-round)")
+    if not (isinstance(test_frac, (int, float)) and 0 < test_frac < 1): raise ValueError(f"test_frac={test_frac!r}: hold out a share between 0 and 1")
+    states = np.asarray(states)
+    if states.ndim != 2 or len(states) > len(tokens):
+        raise ValueError(f"states of shape {states.shape} for {len(tokens)} tokens: pass one (d,) row per token, e.g. state_trace(...)['c'][:, -1]")
     tokens = list(tokens)[:len(states)]
     tokens = tokens[:len(tokens) - tokens[::-1].index('.')] if '.' in tokens else []   # whole games only
     if not tokens: raise ValueError("the states cover no whole game: trace a longer stream")
@@ -52,6 +56,9 @@ def probe_energy(states:np.ndarray, # (N, d) features, e.g. `state_trace(...)['c
     keep = (np.array(tokens) == at) & (y >= 0)
     X, y, game = states[:len(tokens)][keep], np.minimum(y[keep], 3), game[keep]
     test = np.random.default_rng(seed).random(game.max() + 1)[game] < test_frac   # held-out games
+    if not test.any() or test.all():
+        raise ValueError(f"{game.max() + 1} whole games leave no games to {'test' if not test.any() else 'train'} the probe on: trace a longer stream")
+    if len(np.unique(y[~test])) < 2: raise ValueError("the training games show only one energy: trace a longer stream, with more games")
     clf = LogisticRegression(max_iter=2000).fit(X[~test], y[~test])
     hit, maj = clf.predict(X[test]) == y[test], np.bincount(y[~test]).argmax()
     rows = {'all': dict(count=int(test.sum()), probe=hit.mean(), majority=(y[test] == maj).mean())}

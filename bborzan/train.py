@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['returns_activations', 'SeqLearner', 'lm_learner', 'LayoutError', 'check_layout', 'lm_loss', 'ar_tar', 'train_loss',
-           'Evaluation', 'evaluate', 'History', 'fit_state', 'DivergedError', 'fit']
+           'Evaluation', 'evaluate', 'History', 'fit_state', 'ResumeError', 'check_fit_state', 'DivergedError', 'fit']
 
 # %% ../nbs/07_train.ipynb #c97f5ac3
 import sys, time, math
@@ -206,14 +206,41 @@ def fit_state(epoch:int, # the epoch just finished (0-based)
                 sched=_copy_cpu(sched.state_dict()), hist=dict(epochs=list(hist.epochs), batch_losses=list(hist.batch_losses), lrs=list(hist.lrs)),
                 rng=torch.get_rng_state(), cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
 
+class ResumeError(ValueError):
+    "A `fit_state` that is incomplete, damaged, or made by another run than the one resuming it."
+
+def check_fit_state(st # what `fit(resume=...)` was given
+                   ) -> dict:
+    "Check that `st` has every part a `fit_state` has, each of the right type; returns it (`ResumeError` says what is wrong)."
+    if not isinstance(st, dict): raise ResumeError(f"resume: a fit_state is a dict, got {type(st).__name__}: pass what checkpoint= was given")
+    missing = [k for k in ('epoch', 'epochs', 'n_batches', 'model', 'opt', 'sched', 'hist', 'rng') if k not in st]
+    if missing: raise ResumeError(f"resume: the fit_state has no {', '.join(map(repr, missing))}: pass a whole fit_state, as checkpoint= was given it")
+    ints = {k: st[k] for k in ('epoch', 'epochs', 'n_batches')}
+    if not all(type(v) is int for v in ints.values()) or not (0 <= st['epoch'] < st['epochs'] and st['n_batches'] >= 1):
+        raise ResumeError(f"resume: epoch {st['epoch']!r} of {st['epochs']!r} (of {st['n_batches']!r} batches) is not a finished epoch of a run")
+    if not (isinstance(st['model'], dict) and all(isinstance(t, torch.Tensor) for t in st['model'].values())):
+        raise ResumeError("resume: the fit_state's model weights are not a dict of tensors")
+    if not (isinstance(st['opt'], dict) and isinstance(st['sched'], dict)): raise ResumeError("resume: the optimiser or schedule state is not a dict")
+    h = st['hist']
+    if not (isinstance(h, dict) and all(isinstance(h.get(k), list) for k in ('epochs', 'batch_losses', 'lrs'))):
+        raise ResumeError("resume: the fit_state's history is not a dict of lists")
+    if not (isinstance(st['rng'], torch.Tensor) and st['rng'].dtype == torch.uint8):
+        raise ResumeError("resume: the fit_state's random state is not a byte tensor")
+    return st
+
 def _resume(st:dict, model, opt, sched, hist:History, epochs:int, n_batches:int) -> int:
     "Load a `fit_state` into a fresh model, optimiser and schedule; the epoch to start from."
+    check_fit_state(st)
     if (st['epochs'], st['n_batches']) != (epochs, n_batches):
-        raise ValueError(f"resume: that run had {st['epochs']} epochs of {st['n_batches']} batches, this one {epochs} of {n_batches}: "
-                         "resume with the same settings and data")
-    model.load_state_dict(st['model']); opt.load_state_dict(st['opt']); sched.load_state_dict(st['sched'])
+        raise ResumeError(f"resume: that run had {st['epochs']} epochs of {st['n_batches']} batches, this one {epochs} of {n_batches}: "
+                          "resume with the same settings and data")
+    try:
+        model.load_state_dict(st['model']); opt.load_state_dict(st['opt']); sched.load_state_dict(st['sched'])
+        torch.set_rng_state(st['rng'])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise ResumeError(f"resume: the fit_state does not fit this model and optimiser ({type(e).__name__}): "
+                          "resume with the model it was made with") from None
     hist.epochs, hist.batch_losses, hist.lrs = list(st['hist']['epochs']), list(st['hist']['batch_losses']), list(st['hist']['lrs'])
-    torch.set_rng_state(st['rng'])
     if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
     return st['epoch'] + 1
 

@@ -59,7 +59,7 @@ def test_train_input(tmp_path, args, words):
 OUT_CASES = {   # what is at --out (made by the function), the words of the error
     'a file': (lambda t: (t/'run').write_text('x'), 'is a file: give a folder'),
     'a parent that is a file': (lambda t: (t/'p').write_text('x') and None, 'is a file, not a folder'),
-    'a dangling symlink': (lambda t: (t/'run').symlink_to(t/'nowhere'), 'symlink to nothing'),
+    'a dangling symlink': (lambda t: (t/'run').symlink_to(t/'nowhere'), 'is a symbolic link'),
     'a name too long': (lambda t: None, 'the name is too long'),
 }
 
