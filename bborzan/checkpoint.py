@@ -6,7 +6,7 @@
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'model_config', 'ModelFileError', 'save_model', 'load_model']
 
 # %% ../nbs/07b_checkpoint.ipynb #aad1863b
-import io, datetime
+import io, datetime, warnings
 from pathlib import Path
 import torch
 from torch import nn
@@ -121,7 +121,9 @@ def load_model(path, # a file written by `save_model`
     if not path.exists(): raise FileNotFoundError(f"no model file at {path}: check the path, or train and save_model() one first")
     if path.is_dir(): raise ModelFileError(f"{path} is a folder, not a model file: give the model.pth inside it")
     if path.stat().st_size == 0: raise ModelFileError(f"{path} is empty (0 bytes): it is not a model; train and save one again")
-    try: d = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        with warnings.catch_warnings():                                 # torch warns about pickles it did not write: we answer below
+            warnings.simplefilter('ignore'); d = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
         raise ModelFileError(f"{path} is not a bborzan model file, or it is damaged: torch could not read it ({type(e).__name__})") from None
     name, kwargs, parts, sd, extra = _check_file(path, d)

@@ -51,7 +51,10 @@ def atomic_write(path, # the file to write
 def fastai_data_path() -> Path:
     "fastai's data folder: `~/.fastai/data` unless `$FASTAI_HOME` or fastai's `config.ini` say otherwise."
     from fastai.data.external import fastai_path
-    return fastai_path('data')
+    try: return fastai_path('data')                 # fastai makes the folder: a read-only disk or a file in the way fails here
+    except OSError as e:
+        raise DatasetError(f"can't use fastai's data folder ({e.strerror or type(e).__name__}: {e.filename}): set FASTAI_HOME to a "
+                           "folder you can write to (fastai keeps its data there)") from None
 
 # %% ../nbs/04_datasets.ipynb #cc0fb361
 _ONES = ('zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen '

@@ -409,7 +409,10 @@ def _resume_state(out:Path, s:dict, seed:int, offline:bool=False, text=None) -> 
     need(there, f"no interrupted run of {out} to resume ({p.name} is not there): run without --resume")
     _refuse_link(p, 'the checkpoint')
     need(p.is_file(), f"{p} is not a checkpoint file: remove it and run without --resume")
-    try: st = torch.load(p, map_location='cpu', weights_only=True)     # plain data only: a planted file can't run code
+    import warnings
+    try:
+        with warnings.catch_warnings():                                 # torch warns about pickles it did not write: we answer below
+            warnings.simplefilter('ignore'); st = torch.load(p, map_location='cpu', weights_only=True)   # plain data: a planted file can't run code
     except Exception as e: raise RunError(f"{p} is damaged or not a bborzan checkpoint ({type(e).__name__}): "
                                           "remove it and run without --resume to start again") from None
     bad = lambda why: RunError(f"{p} is not a bborzan checkpoint ({why}): remove it and run without --resume")

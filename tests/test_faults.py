@@ -94,9 +94,15 @@ def test_divergence_keeps_nothing(tmp_path):
 
 # ------------------------------------------------------------------ bad input to `sample` and `play`
 
-def _edit(run_dir, tmp_path, change):
+def _edit(run_dir, tmp_path, change, sign=True):
+    "A model file changed by `change`; `sign`: with its checksum made to match, as a deliberate crafter would."
     import torch
+    import bborzan.checkpoint as ck
     d = torch.load(run_dir/'model.pth', weights_only=True); change(d)
+    _digest = getattr(ck, '_digest', None)
+    if sign and _digest and isinstance(d, dict) and 'digest' in d:
+        try: d['digest'] = _digest(d['name'], d['kwargs'], d['vocab']['itos'], d['state_dict'])
+        except Exception: pass                     # parts too broken to sign: the file's own checks say so
     torch.save(d, tmp_path/'m.pth'); return tmp_path/'m.pth'
 
 SAMPLE_INPUTS = [
