@@ -41,11 +41,12 @@ def train(dataset:str='borzan', # the corpus: borzan, human-numbers or nietzsche
           quiet:bool=False, # no progress and no messages; the final report is still printed
           force:bool=False, # replace the run already in --out (otherwise refused)
           resume:bool=False, # continue the interrupted run of --out after its last finished epoch (same settings)
+          tensorboard:bool=False, # also write TensorBoard event files into the run's folder (needs the tensorboard package)
          ) -> dict:
     "Train a language model, score it (against the oracle for bor-bor-zan) and save it with a report."
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, games, samples, endless)   # checked before torch is imported
     rep = train_run(s, seed=seed, device=device, out=out or f"runs/{dataset}-{s['model']}", offline=offline, text=text, quiet=quiet,
-                    force=force, resume=resume, command=_command_line())
+                    force=force, resume=resume, command=_command_line(), tensorboard=tensorboard)
     try: print(format_report(rep), flush=True)
     except (KeyboardInterrupt, Terminated) as e:                # the run is saved already: say so, not "no run was saved"
         raise Interrupted(e.code if isinstance(e, Terminated) else 130, f"interrupted after the run was saved in {rep['out']}") from None
@@ -233,7 +234,9 @@ def version() -> str:
     def get(p):
         try: return v(p)
         except PackageNotFoundError: return 'not installed'
-    return f"bborzan {__version__} (torch {get('torch')}, fastai {get('fastai')}, Python {sys.version.split()[0]})"
+    from bborzan.run import source_commit
+    c = source_commit()
+    return f"bborzan {__version__}{f' (commit {c})' if c else ''} (torch {get('torch')}, fastai {get('fastai')}, Python {sys.version.split()[0]})"
 
 def dash_aliases(cmd:str, # a name in `COMMANDS`
                  args:list # its arguments
@@ -276,3 +279,7 @@ def main(argv:list|None=None # the arguments (default `sys.argv[1:]`)
         if type(e).__name__ != 'Terminated': raise
         print("bborzan: terminated; no run was saved or replaced", file=sys.stderr); return e.code
     return 0
+
+# %% ../nbs/09_cli.ipynb #38d8fd69
+#| eval: false
+if __name__ == '__main__' and __spec__ is not None: sys.exit(main())

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['RUN_FILES', 'RESUME_FORMAT', 'RunError', 'need', 'need_whole', 'check_choice', 'run_settings', 'is_run', 'RunFolder',
            'run_title', 'curves_figure', 'Terminated', 'train_run', 'Interrupted', 'resume_path', 'threading_main',
-           'format_report', 'load_run']
+           'source_commit', 'format_report', 'load_run']
 
 # %% ../nbs/08b_run.ipynb #790783d9
 import os, re, sys, json, time, shutil, signal, errno, ctypes, secrets, math
@@ -95,7 +95,7 @@ def _oserror(e:OSError, out:Path) -> str:
            errno.ENAMETOOLONG: 'the name is too long', errno.ENOSPC: 'the disk is full', errno.ENOTDIR: 'a part of the path is a file'}
     return f"can't write the run into {out}: {why.get(e.errno, e.strerror or type(e).__name__)}: choose another --out"
 
-RUN_FILES = ('model.pth', 'report.json', 'curves.png')   # what a published run folder holds, and nothing else
+RUN_FILES = ('model.pth', 'report.json', 'curves.png', 'metrics.csv', 'tensorboard')   # what a published run folder holds, and nothing else
 
 def is_run(d:Path # a folder
           ) -> bool:
@@ -274,22 +274,31 @@ def curves_figure(hist, # the run's `History`
                   title:str, # names the run
                   floor:float|None=None, # the oracle's loss floor, drawn as a line (bor-bor-zan)
                   zoom:float=0.25, # the right panel shows the last `zoom` of the batches
+                  beta:float=0.98, # smoothing of the right panel's training loss (fastai's smoothed loss)
                  ):
-    "Training and validation loss of a run: the whole run, and a zoomed view of its last part, with the floor."
+    "Training and validation loss of a run: the whole run, and its last part with the training loss smoothed, beside the floor."
+    import pandas as pd
     from matplotlib.figure import Figure   # no pyplot: no GUI backend, nothing changed in a notebook
     fig = Figure(figsize=(11, 4), layout='constrained')
     axs = fig.subplots(1, 2)
     n = len(hist.batch_losses)
     start = int(n * (1 - zoom))
-    for ax, lo in zip(axs, (0, start)):
-        hist.plot(ax=ax)
-        if floor is not None: ax.axhline(floor, color='k', ls='--', lw=1, label=f'oracle floor {floor:.4f}')
-        ax.set_xlim(lo, max(n, lo + 1))
-    tail = hist.batch_losses[start:] + [e['valid_loss'] for e in hist.epochs if e['valid_loss'] is not None and
-                                          (e['epoch'] + 1) * n / max(len(hist.epochs), 1) >= start]
+    hist.plot(ax=axs[0])
+    smooth = pd.Series(hist.batch_losses, dtype=float).ewm(alpha=1 - beta, adjust=True).mean().to_numpy()   # debiased, as fastai's
+    per = n / max(len(hist.epochs), 1)
+    ends = [(per * (e['epoch'] + 1), e['valid_loss']) for e in hist.epochs if e['valid_loss'] is not None]
+    ax = axs[1]
+    ax.plot(range(start, n), smooth[start:], lw=1.2, label=f'train (smoothed, beta {beta})')
+    shown = [(x, v) for x, v in ends if x >= start]
+    if shown: ax.plot(*zip(*shown), 'o-', label='valid (end of epoch)')
+    for a in axs:
+        if floor is not None: a.axhline(floor, color='k', ls='--', lw=1, label=f'oracle floor {floor:.4f}')
+    ax.set_xlim(start, max(n, start + 1)); ax.set_xlabel('batch'); ax.set_ylabel('loss (nats/token)')
+    tail = list(smooth[start:]) + [v for _, v in shown]
     if tail:
-        lo_y = min(tail + ([floor] if floor is not None else []))
-        axs[1].set_ylim(lo_y - 0.02 * abs(lo_y) - 1e-3, max(tail) + 0.02 * abs(max(tail)) + 1e-3)
+        lo_y, hi_y = min(tail + ([floor] if floor is not None else [])), max(tail)
+        pad = 0.05 * (hi_y - lo_y) + 1e-4
+        ax.set_ylim(lo_y - pad, hi_y + pad)
     axs[0].set_title('whole run'); axs[1].set_title(f'last {zoom:.0%} of the batches')
     axs[0].legend(fontsize=8); axs[1].legend(fontsize=8)
     fig.suptitle(title)
@@ -353,6 +362,7 @@ def train_run(s:dict, # settings from `run_settings`
               force:bool=False, # replace a run already in `out`
               resume:bool=False, # continue the interrupted run of `out` from its last finished epoch
               command:str|None=None, # the command line that asked for the run, for the report
+              tensorboard:bool=False, # also write TensorBoard event files into `out`/tensorboard (needs the tensorboard package)
              ) -> dict:
     "Load the data, build and train the model, score it (against the oracle for bor-bor-zan) and save it: the run's report."
     need(isinstance(seed, int) and 0 <= seed < 2**32, f"--seed {seed}: use a whole number from 0 to {2**32 - 1}")
@@ -361,6 +371,10 @@ def train_run(s:dict, # settings from `run_settings`
         need(s['games'] * 400 < _memory(_device('cpu')) // 2, f"--games {s['games']:,} needs about {s['games'] * 400 / 2**30:,.1f} GB "
              "of memory for the games' text and tokens: use fewer games")
     need(not resume or out is not None, "--resume continues a run saved in a folder: give its --out")
+    need(not tensorboard or out is not None, "--tensorboard writes its logs into the run's folder: give an --out")
+    if tensorboard:
+        import importlib.util
+        need(importlib.util.find_spec('tensorboard') is not None, "--tensorboard needs the tensorboard package: pip install tensorboard")
     if out is None: return _train(s, seed, dev, None, offline, text, quiet, None, command)
     rf = RunFolder(out, force=force or resume)
     rf.check()                                                   # before any work: a folder that isn't a run is never touched
@@ -368,7 +382,7 @@ def train_run(s:dict, # settings from `run_settings`
     rf.kept = state is not None                                  # the checkpoint beside `out` is this run's
     old = signal.signal(signal.SIGTERM, _on_sigterm) if threading_main() else None
     try:
-        with rf: return _train(s, seed, dev, rf, offline, text, quiet, state, command)
+        with rf: return _train(s, seed, dev, rf, offline, text, quiet, state, command, tensorboard)
     except BaseException as e:
         ck = resume_path(Path(out))
         if rf.published:                                         # a signal right after the run was put in place: it is whole
@@ -442,13 +456,13 @@ def _finite(x) -> float|None:
     "`x` as a float, or None where it is NaN (nothing to average, e.g. no token read from its game's start)."
     return float(x) if math.isfinite(x) else None
 
-def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> dict:
+def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None, tensorboard=False) -> dict:
     t0 = time.perf_counter()
     from fastai.torch_core import set_seed
     from bborzan.checkpoint import save_model
     from bborzan.generate import generate, sample_games
     from bborzan.scoring import evaluate_borzan
-    from bborzan.train import fit, evaluate, ResumeError
+    from bborzan.train import fit, evaluate, ResumeError, CSVLog, TensorBoardLog
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     set_seed(seed)
     d = _load(s, seed, offline, text)
@@ -476,15 +490,21 @@ def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> 
         _atomic_save(dict(format=RESUME_FORMAT, version=1, settings=_resume_settings(s, offline, text), seed=seed, data=_data_print(d),
                           fit_state=st), ck)
         _stage(f"epoch {st['epoch'] + 1} saved")
+    cbs = []
+    if rf is not None:                                         # live, while it trains: the staging folder becomes the run's folder
+        cbs.append(CSVLog(rf.tmp/'metrics.csv'))
+        if tensorboard: cbs.append(TensorBoardLog(rf.tmp/'tensorboard'))
+        say(f"per-epoch metrics as it trains: {rf.tmp/'metrics.csv'}" + (f"; tensorboard --logdir {rf.tmp/'tensorboard'}" if tensorboard else '')
+            + f" (moved into {rf.out} when the run is saved)")
     try: hist = fit(m, dls.train, dls.valid, s['epochs'], s['lr'], wd=s['wd'], alpha=s['alpha'], beta=s['beta'], device=dev, quiet=quiet,
-                    checkpoint=None if ck is None else save_ck, resume=None if state is None else state['fit_state'])
+                    checkpoint=None if ck is None else save_ck, resume=None if state is None else state['fit_state'], cbs=cbs)
     except ResumeError as e: raise RunError(f"the interrupted run's checkpoint does not fit this run ({str(e).removeprefix('resume: ').split(' (')[0]}): "
                                             "run without --resume to start again") from None
     rep = dict(**{k: s[k] for k in ('dataset', 'model', 'epochs', 'lr', 'hidden', 'layers', 'bs', 'sl', 'games', 'endless')},
                source=d.source, seed=seed, device=str(dev), model_kwargs=kwargs,
                train_seconds=time.perf_counter() - t1, train_loss=hist.last['train_loss'],
                tokens_seen=s['epochs'] * len(dls.train) * s['bs'] * s['sl'],
-               settings=dict(s, seed=seed, device=str(dev), offline=offline, text=None if text is None else str(text)),
+               settings=dict(s, seed=seed, device=str(dev), offline=offline, text=None if text is None else str(text), tensorboard=tensorboard),
                resumed_after_epoch=None if state is None else state['fit_state']['epoch'] + 1,
                versions=_versions(), date=datetime.now(timezone.utc).isoformat(timespec='seconds'), command=command)
     prompt = _prompt(d, s)
@@ -504,7 +524,7 @@ def _train(s, seed, dev, rf, offline, text, quiet, state=None, command=None) -> 
         ev = evaluate(m, dls.valid)
         rep.update(valid_loss=ev.loss, accuracy=ev.accuracy, n_valid_tokens=ev.n_tokens,
                    sample=generate(m, prompt, 200, d.vocab, temperature=0.5, window=s['sl'] if s['target'] == 'next' else None, seed=seed))
-    rep['history'] = hist.epochs
+    rep['history'] = [dict(r, epoch=r['epoch'] + 1) for r in hist.epochs]   # epochs counted from 1, as the log and metrics.csv count them
     rep['seconds'] = time.perf_counter() - t0
     if rf is not None:
         try: report = json.dumps(rep, indent=1, allow_nan=False) + '\n'
@@ -535,11 +555,25 @@ def _atomic_save(obj, path:Path):
     except BaseException:
         tmp.unlink(missing_ok=True); raise
 
+def source_commit() -> str|None:
+    "The git commit of the bborzan checkout the code runs from (`+` when it has uncommitted changes), or None (an installed copy)."
+    import subprocess, bborzan
+    here = Path(bborzan.__file__).resolve().parent
+    def git(*a):
+        return subprocess.run(['git', '-C', str(here), *a], capture_output=True, text=True, timeout=5, stdin=subprocess.DEVNULL)
+    try:
+        top = git('rev-parse', '--show-toplevel')
+        if top.returncode or Path(top.stdout.strip()).resolve() != here.parent or not (here.parent/'settings.ini').exists(): return None
+        head, dirty = git('rev-parse', '--short=12', 'HEAD'), git('status', '--porcelain', '--untracked-files=no')
+    except (OSError, subprocess.SubprocessError): return None
+    if head.returncode: return None
+    return head.stdout.strip() + ('+' if dirty.stdout.strip() else '')
+
 def _versions() -> dict:
-    "The versions a run was made with."
+    "The versions a run was made with, and the git commit when it runs from a checkout."
     import platform, torch, fastai
     from bborzan import __version__
-    return dict(bborzan=__version__, torch=torch.__version__, fastai=fastai.__version__, python=platform.python_version())
+    return dict(bborzan=__version__, commit=source_commit(), torch=torch.__version__, fastai=fastai.__version__, python=platform.python_version())
 
 # %% ../nbs/08b_run.ipynb #0630e014
 def format_report(r:dict # what `train_run` returned

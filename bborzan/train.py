@@ -4,10 +4,12 @@
 
 # %% auto #0
 __all__ = ['returns_activations', 'SeqLearner', 'lm_learner', 'LayoutError', 'check_layout', 'lm_loss', 'ar_tar', 'train_loss',
-           'Evaluation', 'evaluate', 'History', 'fit_state', 'ResumeError', 'check_fit_state', 'DivergedError', 'fit']
+           'Evaluation', 'evaluate', 'History', 'fit_state', 'ResumeError', 'check_fit_state', 'DivergedError', 'fit',
+           'CSVLog', 'TensorBoardLog']
 
 # %% ../nbs/07_train.ipynb #c97f5ac3
-import sys, time, math
+import sys, csv, time, math
+from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np
 import torch
@@ -283,6 +285,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         progress:str='auto', # 'bar' (fastprogress), 'lines' (one plain line per epoch, for logs), 'none'; 'auto': a bar in a notebook or terminal, else lines
         checkpoint=None, # called after every epoch with the `fit_state` dict that `resume` takes (e.g. to save it)
         resume:dict|None=None, # a `fit_state` from `checkpoint`: continue after its epoch, as if never stopped
+        cbs:list=(), # callbacks: objects with any of `before_fit(hist)`, `after_epoch(row, hist)`, `after_fit(hist)` (e.g. `CSVLog`)
        ) -> History:
     "Train `model` with a one-cycle schedule, resetting its state each epoch and before validation; returns a `History` (`DivergedError` on a non-finite loss)."
     _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start)
@@ -299,6 +302,10 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
     if resume is not None: first = _resume(resume, model, o, sched, hist, epochs, len(train))
     names = ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
     mode = _progress_mode('none' if quiet else progress)
+    def event(name, *args):
+        for cb in cbs:
+            if hasattr(cb, name): getattr(cb, name)(*args)
+    event('before_fit', hist)
     mb = master_bar(range(first, epochs)) if mode == 'bar' else None
     if mb is not None: mb.write(names, table=True)
     try:
@@ -332,7 +339,39 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
                     + [time.strftime('%M:%S', time.gmtime(row['time']))]
             if mb is not None: mb.write(cells, table=True)
             elif mode == 'lines': print(f"epoch {epoch + 1}/{epochs}  " + '  '.join(f"{k} {v}" for k, v in zip(names[1:], cells[1:]) if v), flush=True)
+            event('after_epoch', row, hist)
             if checkpoint is not None: checkpoint(fit_state(epoch, epochs, len(train), model, o, sched, hist))
+        event('after_fit', hist)
     finally:
         reset_state(model)
     return hist
+
+class CSVLog:
+    "A `fit` callback writing one line per epoch to a CSV file as training goes (fastai's `CSVLogger` habit); epochs counted from 1."
+    cols = ('epoch', 'train_loss', 'valid_loss', 'accuracy', 'time')
+    def __init__(self, path # the file to write (replaced at the start of a run, kept when it is resumed)
+                ): self.path = Path(path)
+    def before_fit(self, hist):
+        with open(self.path, 'w', encoding='utf-8', newline='') as f:
+            w = csv.writer(f); w.writerow(self.cols)
+            for r in hist.epochs: w.writerow(self._row(r))                  # a resumed run's earlier epochs
+    def _row(self, r): return [r['epoch'] + 1] + ['' if r.get(k) is None else f"{r[k]:.6f}" for k in self.cols[1:]]
+    def after_epoch(self, row, hist):
+        with open(self.path, 'a', encoding='utf-8', newline='') as f: csv.writer(f).writerow(self._row(row))
+
+class TensorBoardLog:
+    "A `fit` callback writing TensorBoard event files: the loss of every batch, and the epoch's validation loss and accuracy."
+    def __init__(self, logdir # the folder for the event files (`tensorboard --logdir` it)
+                ):
+        try: from torch.utils.tensorboard import SummaryWriter
+        except ImportError: raise ImportError("TensorBoard logs need the tensorboard package: pip install tensorboard") from None
+        self.writer, self.seen = SummaryWriter(str(logdir)), 0
+    def before_fit(self, hist): self.seen = len(hist.batch_losses)
+    def after_epoch(self, row, hist):
+        for i, (l, lr) in enumerate(zip(hist.batch_losses[self.seen:], hist.lrs[self.seen:]), self.seen):
+            self.writer.add_scalar('train/loss', l, i); self.writer.add_scalar('train/lr', lr, i)
+        self.seen = len(hist.batch_losses)
+        for k in ('valid_loss', 'accuracy'):
+            if row.get(k) is not None: self.writer.add_scalar(f"valid/{k.replace('valid_', '')}", row[k], row['epoch'] + 1)
+        self.writer.flush()
+    def after_fit(self, hist): self.writer.close()

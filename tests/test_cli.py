@@ -62,7 +62,7 @@ def test_quick_answers():
 
 def test_train_borzan(borzan_run):
     out, res = borzan_run
-    assert sorted(p.name for p in out.iterdir()) == ['curves.png', 'model.pth', 'report.json']
+    assert sorted(p.name for p in out.iterdir()) == ['curves.png', 'metrics.csv', 'model.pth', 'report.json']
     assert not [p for p in out.parent.iterdir() if p.name.startswith('.')], 'a staging folder was left behind'
     rep = json.loads((out/'report.json').read_text())
     for k in ('valid_loss', 'floor_nats', 'gap_nats', 'accuracy', 'best_accuracy', 'illegal_mass', 'legal_fraction',
@@ -209,10 +209,14 @@ def test_quiet_keeps_the_report(tmp_path):
     assert 'epoch 1/1' not in res.stdout and 'validation loss' in res.stdout and 'oracle floor' in res.stdout
 
 def test_version_and_module():
+    import re
     from bborzan import __version__
     v = ok(bborzan('--version')).stdout
-    assert v.startswith(f'bborzan {__version__} (torch ') and 'fastai' in v
+    assert re.match(rf'bborzan {re.escape(__version__)} (\(commit [0-9a-f]{{12}}\+?\) )?\(torch ', v) and 'fastai' in v, v
+    from conftest import ROOT
+    if (ROOT/'.git').exists(): assert '(commit ' in v, v          # run from a checkout: the commit identifies the code
     assert ok(run([sys.executable, '-m', 'bborzan', '--version'])).stdout == v
+    assert ok(run([sys.executable, '-m', 'bborzan.cli', '--version'])).stdout == v
     res = ok(run([sys.executable, '-m', 'bborzan', 'train', '--help']))
     assert '--resume' in res.stdout and '--force' in res.stdout
 
@@ -249,3 +253,23 @@ def test_resume_after_sigterm(tmp_path):
     assert abs(resumed['valid_loss'] - whole['valid_loss']) < 1e-6
     assert not (tmp_path/'.stopped.resume.pth').exists()
     bad(run([str(BBORZAN), *args, '--out', 'whole', '--resume'], cwd=tmp_path), 'no interrupted run')
+
+def test_live_metrics_and_epochs_from_one(tmp_path):
+    "metrics.csv has a line per epoch as the run goes; it, report.json and the log all count epochs from 1."
+    import csv
+    res = ok(bborzan('train', *TINY, '--epochs', '2', '--out', tmp_path/'run'))
+    rows = list(csv.DictReader(open(tmp_path/'run'/'metrics.csv')))
+    rep = json.loads((tmp_path/'run'/'report.json').read_text())
+    assert [r['epoch'] for r in rows] == ['1', '2'] and [h['epoch'] for h in rep['history']] == [1, 2]
+    assert abs(float(rows[-1]['valid_loss']) - rep['history'][-1]['valid_loss']) < 1e-5
+    assert 'epoch 1/2' in res.stdout and 'epoch 2/2' in res.stdout and 'per-epoch metrics as it trains' in res.stdout
+    assert rep['versions']['commit'] is None or len(rep['versions']['commit'].rstrip('+')) == 12
+
+def test_tensorboard(tmp_path):
+    pytest.importorskip('tensorboard')
+    ok(bborzan('train', *TINY, '--epochs', '2', '--tensorboard', '--out', tmp_path/'run'))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    ev = EventAccumulator(str(tmp_path/'run'/'tensorboard')); ev.Reload()
+    assert {'train/loss', 'valid/loss', 'valid/accuracy'} <= set(ev.Tags()['scalars'])
+    assert [e.step for e in ev.Scalars('valid/loss')] == [1, 2]
+

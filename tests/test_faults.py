@@ -212,7 +212,7 @@ def test_two_runs_race(tmp_path):
     clean_error(bborzan('train', *TOY, '--out', out, cwd=tmp_path), 'another bborzan run is writing')
     p.send_signal(signal.SIGINT); p.communicate(timeout=300)      # (paused: stop it rather than wait out the pause)
     res = bborzan('train', *TOY, '--out', out, cwd=tmp_path)       # the folder is free again
-    assert res.returncode == 0 and entries(out) == ['curves.png', 'model.pth', 'report.json'], res.stderr[-2000:]
+    assert res.returncode == 0 and entries(out) == ['curves.png', 'metrics.csv', 'model.pth', 'report.json'], res.stderr[-2000:]
 
 # ------------------------------------------------------------------ a full disk
 

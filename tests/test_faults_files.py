@@ -152,7 +152,7 @@ def test_signal_just_after_publishing(tmp_path, sig):
     _, err = p.communicate(timeout=300)
     assert p.returncode == {'SIGINT': 130, 'SIGTERM': 143}[sig], err[-2000:]
     assert 'Traceback' not in err and 'no run was saved' not in err and 'saved in' in err.strip().splitlines()[-1], err[-2000:]
-    assert entries(tmp_path/'run') == ['curves.png', 'model.pth', 'report.json'] and entries(tmp_path) == ['run', 'stages.log']
+    assert entries(tmp_path/'run') == ['curves.png', 'metrics.csv', 'model.pth', 'report.json'] and entries(tmp_path) == ['run', 'stages.log']
 
 # ------------------------------------------------------------------ links are refused, early, everywhere
 
