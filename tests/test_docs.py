@@ -72,3 +72,22 @@ def test_install_cell_fires_wherever_bborzan_is_missing():
         cells = json.loads(nb.read_text(encoding='utf-8'))['cells']
         inst = [''.join(c['source']) for c in cells[:4] if 'pip install' in ''.join(c['source'])]
         assert inst and 'except ImportError' in inst[0] and '/content' not in inst[0], nb.name
+
+def test_readme_links_to_repo_files_exist():
+    "Links to the repo's own files on GitHub (CONTRIBUTING.md, CHANGELOG.md: they work on the site too) name files that exist."
+    readme = (ROOT/'README.md').read_text(encoding='utf-8')
+    links = re.findall(r'\]\(https://github\.com/bborzan/bborzan/blob/main/([^)#]+)\)', readme)
+    assert links and all((ROOT/l).is_file() for l in links), [l for l in links if not (ROOT/l).is_file()]
+
+def test_pull_request_workflow_runs_the_readme_commands():
+    "The GitHub workflow installs and tests with the README's dev command, at small size, like .ci/run."
+    readme = (ROOT/'README.md').read_text(encoding='utf-8')
+    dev = re.search(r'^pip install -e "\.\[dev\]" && (.+)$', readme, re.M)
+    assert dev, "README.md has no 'pip install -e \".[dev]\" && ...' line"
+    wf = yaml.safe_load((ROOT/'.github'/'workflows'/'test.yaml').read_text())
+    job = wf['jobs']['test']
+    runs = '\n'.join(s.get('run', '') for s in job['steps'])
+    assert 'pip install -e ".[dev]"' in runs and dev.group(1) in runs, runs
+    assert str(job.get('env', {}).get('BBORZAN_FAST')) == '1'
+    assert all('@' in s['uses'] and not s['uses'].endswith(('@main', '@master')) for s in job['steps'] if 'uses' in s)
+    assert all(cmd in runs for cmd in ('nbdev_export', 'nbdev_clean', 'tools/readme.py'))

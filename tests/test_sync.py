@@ -1,6 +1,6 @@
 """The library, the notebooks and the README agree: running `nbdev_export`, `nbdev_clean` or `tools/readme.py`
 on a copy of the repo must not change any file."""
-import shutil, filecmp
+import os, shutil, filecmp
 from pathlib import Path
 import pytest
 from conftest import ROOT, run, tool
@@ -49,3 +49,28 @@ def test_index_tables_current(monkeypatch):
         if norm(stored) != norm(fresh): stale.append(cell.source.splitlines()[-1])
     assert not stale, (f"nbs/index.ipynb's outputs are out of date ({stale}): run `cd nbs && jupyter nbconvert --to notebook "
                        "--execute --inplace index.ipynb && nbdev_clean --fname index.ipynb && cd .. && python tools/readme.py`")
+
+NBDEV_README = r'''
+import sys, nbdev.quarto as q
+calls = []
+q._sprun = lambda cmd: calls.append(cmd)                      # Quarto: what nbdev_readme would render
+q.proc_nbs = lambda *a, **k: calls.append('proc_nbs') or q.Path('.')
+q.nbdev_readme.__wrapped__(chk_time=True)                      # as nbdev_prepare and nbdev_docs call them
+q.nbdev_contributing.__wrapped__(chk_time=True)
+q.refresh_quarto_yml()                                          # nbdev_prepare and nbdev_docs rewrite nbs/nbdev.yml
+print(calls)
+'''
+
+def test_nbdev_prepare_and_docs_leave_readme_to_tools(tmp_path):
+    "nbdev_prepare and nbdev_docs render README.md with Quarto from `readme_nb` when README.md is older; settings.ini names none."
+    (tmp_path/'nbs').mkdir()
+    for name in ('settings.ini', 'README.md'): shutil.copy(ROOT/name, tmp_path/name)
+    for name in ('index.ipynb', '_quarto.yml', 'nbdev.yml', 'sidebar.yml'): shutil.copy(ROOT/'nbs'/name, tmp_path/'nbs'/name)
+    os.utime(tmp_path/'README.md', (0, 0))            # older than every notebook, as after a fresh clone can be
+    res = run([sys.executable, '-c', NBDEV_README], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == '[]', (
+        f"nbdev would render README.md itself ({res.stdout.strip().splitlines()[-1]}), overwriting tools/readme.py's: "
+        "settings.ini's readme_nb must name no notebook")
+    for name in ('_quarto.yml', 'nbdev.yml'):
+        assert filecmp.cmp(tmp_path/'nbs'/name, ROOT/'nbs'/name, shallow=False), f'nbdev rewrites nbs/{name}: update it from settings.ini'
