@@ -128,7 +128,7 @@ MODEL_FILES = {   # a damaged or crafted model file, and the words of the error
     'text': (lambda r, t: (t/'m.pth').write_text('hello') and None or t/'m.pth', 'not a bborzan model file'),
     'cut': (lambda r, t: (t/'m.pth').write_bytes((r/'model.pth').read_bytes()[:3000]) and None or t/'m.pth', 'not a bborzan model file'),
     'nan weights': (lambda r, t: _edit(r, t, lambda d: d['state_dict']['h_o.weight'].fill_(float('nan'))), 'NaN or infinite'),
-    'huge sizes': (lambda r, t: _edit(r, t, lambda d: d['kwargs'].update(n_hidden=10**12)), 'lm6'),
+    'huge sizes': (lambda r, t: _edit(r, t, lambda d: d['kwargs'].update(n_hidden=10**12)), 'larger than any of its'),
     'str size': (lambda r, t: _edit(r, t, lambda d: d['kwargs'].update(n_hidden='8')), "don't build a lm6"),
     'list kwargs': (lambda r, t: _edit(r, t, lambda d: d.update(kwargs=[8, 1])), 'not a dict of names'),
     'list vocab': (lambda r, t: _edit(r, t, lambda d: d.update(vocab=['zan'])), 'vocab is not a list of tokens'),
