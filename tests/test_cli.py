@@ -172,6 +172,8 @@ def test_bad_model_files(tmp_path, borzan_run, hn_run):
     bad(bborzan('play', tmp_path/'half.pth'), 'is not a bborzan model file')
     d = torch.load(borzan_run[0]/'model.pth', weights_only=True)
     d['vocab']['itos'] = d['vocab']['itos'][:-1]
+    from bborzan.checkpoint import _digest
+    d['digest'] = _digest(d['name'], d['kwargs'], d['vocab']['itos'], d['state_dict'])   # deliberately made: past the checksum
     torch.save(d, tmp_path/'vocab.pth')
     bad(bborzan('sample', tmp_path/'vocab.pth'), 'does not fit together', 'vocab')
     bad(bborzan('play', hn_run[0]), 'not of bor-bor-zan', 'bborzan train')
@@ -201,7 +203,7 @@ def test_piped_log_is_one_line_per_epoch(tmp_path):
     assert len(res.stdout) < 4000, len(res.stdout)
     rep = json.loads((tmp_path/'r'/'report.json').read_text())
     for k in ('wd', 'alpha', 'beta', 'samples', 'games', 'seed', 'lr', 'device'): assert k in rep['settings'], k
-    assert set(rep['versions']) == {'bborzan', 'torch', 'fastai', 'python'} and rep['date'][:2] == '20'
+    assert set(rep['versions']) == {'bborzan', 'commit', 'torch', 'fastai', 'python'} and rep['date'][:2] == '20'
     assert rep['command'].startswith('bborzan train --games 300 --epochs 3')
 
 def test_quiet_keeps_the_report(tmp_path):

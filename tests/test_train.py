@@ -231,8 +231,13 @@ def _saved(tmp_path):
     m = LMModel6(5, 4, 1)
     return save_model(tmp_path/'m.pth', m, Vocab(list('abcde')))
 
-def _edit(tmp_path, f, change):
+def _edit(tmp_path, f, change, sign=True):
+    "`f` changed by `change`; `sign`: its checksum made to match, as a deliberate crafter would, so the later checks are reached."
+    from bborzan.checkpoint import _digest
     d = torch.load(f, weights_only=True); change(d)
+    if sign and 'digest' in d:
+        try: d['digest'] = _digest(d['name'], d['kwargs'], d['vocab']['itos'], d['state_dict'])
+        except Exception: pass
     out = tmp_path/'edited.pth'; torch.save(d, out); return out
 
 def test_load_errors(tmp_path):
@@ -245,6 +250,7 @@ def test_load_errors(tmp_path):
     torch.save({'a': torch.ones(1)}, tmp_path/'other.pth')
     with pytest.raises(ModelFileError, match='not a bborzan model file'): load_model(tmp_path/'other.pth')
     with pytest.raises(ModelFileError, match="unknown model 'gpt'"): load_model(_edit(tmp_path, f, lambda d: d.update(name='gpt')))
+    with pytest.raises(ModelFileError, match='checksum'): load_model(_edit(tmp_path, f, lambda d: d.update(name='lm7'), sign=False))
     with pytest.raises(ModelFileError, match='newer bborzan'): load_model(_edit(tmp_path, f, lambda d: d.update(version=99)))
     with pytest.raises(ModelFileError, match="'state_dict' entry is missing"): load_model(_edit(tmp_path, f, lambda d: d.pop('state_dict')))
     with pytest.raises(ModelFileError, match='vocab has 6 tokens but the model was built for 5'):
