@@ -14,8 +14,8 @@ def bborzan(*args, cwd, stdin=subprocess.DEVNULL, timeout=600, **env):
                           capture_output=True, text=True, timeout=timeout)
 
 def entries(d:Path) -> list:
-    "What is in folder `d` (hidden entries too), lock files aside: they are left on purpose, empty."
-    return sorted(p.name for p in d.iterdir() if not p.name.endswith('.lock')) if d.exists() else []
+    "What is in folder `d`, hidden entries too: lock files included, since a run removes its own (one left behind is a leak)."
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
 
 def clean_error(res, *words, rc=2):
     "Exit status `rc`, nothing on stdout but progress, one line on stderr naming `words`, no traceback."

@@ -12,7 +12,6 @@ def snapshot(d:Path) -> dict:
     "Every file under `d` (hidden ones too) with its bytes, links as their targets."
     out = {}
     for p in sorted(d.rglob('*')):
-        if p.name.endswith('.lock'): continue
         out[str(p.relative_to(d))] = ('->' + os.readlink(p)) if p.is_symlink() else (p.read_bytes() if p.is_file() else 'dir')
     return out
 
