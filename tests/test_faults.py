@@ -170,16 +170,17 @@ def test_library_inputs():
 STAGES = ('training', 'sampling', 'saving', 'publishing')
 SIGNALS = {'SIGINT': (signal.SIGINT, 130), 'SIGTERM': (signal.SIGTERM, 143), 'SIGKILL': (signal.SIGKILL, -9)}
 
-def _start(tmp_path, out, pause, *extra):
+def _start(tmp_path, out, pause, *extra, secs='120', **env):
+    "A toy run into `out` (replacing what is there), paused at stage `pause` (a whole line of the stage log); `env` for the run."
     log = tmp_path/'stages.log'
     p = subprocess.Popen([tool('bborzan'), 'train', *TOY, '--force', '--seed', '3', '--out', str(out), *extra], cwd=tmp_path,
-                         env=worker_env(BBORZAN_STAGE_LOG=str(log), BBORZAN_PAUSE_AT=pause, BBORZAN_PAUSE_S='120'),
+                         env=worker_env(BBORZAN_STAGE_LOG=str(log), BBORZAN_PAUSE_AT=pause, BBORZAN_PAUSE_S=secs, **env),
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = time.time()
-    while not (log.exists() and pause in log.read_text().split()):
+    while not (log.exists() and pause in log.read_text().split('\n')):
         assert p.poll() is None, p.communicate()[1][-3000:]
         assert time.time() - t < 500, 'the run never reached its stage'
-        time.sleep(0.2)
+        time.sleep(0.1)
     return p
 
 @pytest.mark.parametrize('stage', STAGES)

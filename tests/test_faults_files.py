@@ -6,7 +6,7 @@ import os, sys, json, shutil, signal, subprocess, time, pickle, errno
 from pathlib import Path
 import pytest
 from conftest import tool, worker_env
-from test_faults import TOY, bborzan, entries, clean_error, _edit
+from test_faults import TOY, bborzan, entries, clean_error, _edit, _start
 
 def snapshot(d:Path) -> dict:
     "Every file under `d` (hidden ones too) with its bytes, links as their targets."
@@ -66,7 +66,7 @@ def test_planted_checkpoint_never_runs(tmp_path):
 def stopped(tmp_path_factory):
     "The checkpoint of a run stopped after its first epoch of two."
     d = tmp_path_factory.mktemp('stopped')
-    p = _launch(d, d/'run', 'epoch 1 saved', '--epochs', '2')
+    p = _start(d, d/'run', 'epoch 1 saved', '--epochs', '2')
     p.send_signal(signal.SIGINT); p.communicate(timeout=300)
     assert (d/'.run.resume.pth').exists()
     return d/'.run.resume.pth'
@@ -106,22 +106,9 @@ def test_disk_full_while_checkpointing(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ publishing where there is no atomic swap
 
-def _launch(tmp_path, out, pause, *extra, secs='120', **env):
-    "A toy run into `out` (replacing what is there), paused at stage `pause` (a whole line of the stage log)."
-    log = tmp_path/'stages.log'
-    p = subprocess.Popen([tool('bborzan'), 'train', *TOY, '--force', '--seed', '3', '--out', str(out), *extra], cwd=tmp_path,
-                         env=worker_env(BBORZAN_STAGE_LOG=str(log), BBORZAN_PAUSE_AT=pause, BBORZAN_PAUSE_S=secs, **env),
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    t = time.time()
-    while not (log.exists() and pause in log.read_text().split('\n')):
-        assert p.poll() is None, p.communicate()[1][-3000:]
-        assert time.time() - t < 500, 'the run never reached its stage'
-        time.sleep(0.1)
-    return p
-
 def _start_swapless(tmp_path, out, pause, secs='120'):
     "A run replacing `out` the way systems without an atomic swap publish, paused at stage `pause`."
-    return _launch(tmp_path, out, pause, secs=secs, BBORZAN_NO_EXCHANGE='1')
+    return _start(tmp_path, out, pause, secs=secs, BBORZAN_NO_EXCHANGE='1')
 
 def test_killed_between_renames_is_put_back(run_dir, tmp_path):
     out = tmp_path/'run'; shutil.copytree(run_dir, out)
@@ -146,7 +133,7 @@ def test_signal_between_renames_waits(run_dir, tmp_path):
 
 @pytest.mark.parametrize('sig', ['SIGINT', 'SIGTERM'])
 def test_signal_just_after_publishing(tmp_path, sig):
-    p = _launch(tmp_path, tmp_path/'run', 'published')
+    p = _start(tmp_path, tmp_path/'run', 'published')
     p.send_signal(getattr(signal, sig))
     _, err = p.communicate(timeout=300)
     assert p.returncode == {'SIGINT': 130, 'SIGTERM': 143}[sig], err[-2000:]
