@@ -284,11 +284,12 @@ def curves_figure(hist, # the run's `History`
     n = len(hist.batch_losses)
     start = int(n * (1 - zoom))
     hist.plot(ax=axs[0])
-    smooth = pd.Series(hist.batch_losses, dtype=float).ewm(alpha=1 - beta, adjust=True).mean().to_numpy()   # debiased, as fastai's
+    alpha = max(1 - beta, min(1., 40 / max(n, 1)))             # a short run is smoothed less: its curve must not lag behind its losses
+    smooth = pd.Series(hist.batch_losses, dtype=float).ewm(alpha=alpha, adjust=True).mean().to_numpy()   # debiased, as fastai's
     per = n / max(len(hist.epochs), 1)
     ends = [(per * (e['epoch'] + 1), e['valid_loss']) for e in hist.epochs if e['valid_loss'] is not None]
     ax = axs[1]
-    ax.plot(range(start, n), smooth[start:], lw=1.2, label=f'train (smoothed, beta {beta})')
+    ax.plot(range(start, n), smooth[start:], lw=1.2, label=f'train (smoothed, beta {1 - alpha:.2f})')
     shown = [(x, v) for x, v in ends if x >= start]
     if shown: ax.plot(*zip(*shown), 'o-', label='valid (end of epoch)')
     for a in axs:
