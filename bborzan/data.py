@@ -137,20 +137,25 @@ class LMLoader(DataLoader):
                  device=None, # where the stream and batches live; default `get_device()`
                  vocab=None, # the `Vocab` of the ids, kept as `.vocab` for convenience
                  shuffle:bool=False, # must stay False: a language model's batches keep the text's order
+                 shard:tuple|None=None, # `(rank, world)`: yield only rank's share of each batch's rows (data parallelism); needs `grouped`
                  **kwargs # other fastai `DataLoader` arguments
                 ):
         if shuffle: raise ValueError("LMLoader keeps the text's order and cannot shuffle: use shuffle=False")
         if target not in ('seq', 'next'): raise ValueError(f"target={target!r}: use 'seq' (LMModel4 and later) or 'next' (LMModel1-3)")
         if bs < 1 or sl < 1: raise ValueError(f"bs={bs}, sl={sl}: both must be at least 1")
-        stream = torch.as_tensor(dataset)
+        stream = torch.as_tensor(dataset)                      # kept in its own dtype (uint8 for a small vocab); batches are int64
         if stream.ndim != 1 or stream.is_floating_point() or stream.is_complex():
             raise ValueError(f"the stream must be a 1-D tensor of integer ids, got shape {tuple(stream.shape)} and {stream.dtype}")
         nw = n_windows(len(stream), sl)
         n = nw // bs * bs if grouped else nw
         if n == 0: raise ValueError(f"{len(stream)} tokens make {nw} windows of sl={sl}, "
                                     f"{'fewer than bs=' + str(bs) if nw else 'none at all'}: use a smaller bs or sl, or more text")
-        self.sl, self.target, self.grouped, self.vocab = sl, target, grouped, vocab
-        super().__init__(stream.long(), bs=bs, drop_last=drop_last, n=n, num_workers=0, **kwargs)
+        if shard is not None:
+            r, w = shard
+            if not grouped or not (isinstance(w, int) and w >= 1 and 0 <= r < w and bs % w == 0):
+                raise ValueError(f"shard={shard}: give (rank, world) with 0 <= rank < world, a batch size divisible by world, and grouped=True")
+        self.sl, self.target, self.grouped, self.vocab, self.shard = sl, target, grouped, vocab, shard
+        super().__init__(stream if stream.dtype in (torch.uint8, torch.int16, torch.int32, torch.int64) else stream.long(), bs=bs, drop_last=drop_last, n=n, num_workers=0, **kwargs)
         self.to(get_device(device))
 
     def to(self, device):
@@ -164,14 +169,17 @@ class LMLoader(DataLoader):
         if self.grouped:  # window i + m*j is item j of batch i: rows of x viewed as (bs, m, ...), batch i is [:, i]
             m = n // bs
             self._x, self._y = x.view(bs, m, sl), y.view(bs, m, *y.shape[1:])
+            if self.shard is not None:                                              # this rank's rows of every batch
+                r, w = self.shard; k = bs // w
+                self._x, self._y = self._x[r*k:(r+1)*k], self._y[r*k:(r+1)*k]
         else: self._x, self._y = x, y
         return self
 
     def _batch(self, i):
         "Batch `i`: `x` is (bs, sl); `y` is (bs, sl) for 'seq', (bs,) for 'next'."
-        if self.grouped: return self._x[:, i].contiguous(), self._y[:, i].contiguous()
+        if self.grouped: return self._x[:, i].long().contiguous(), self._y[:, i].long().contiguous()
         sl = slice(i*self.bs, (i+1)*self.bs)
-        return self._x[sl], self._y[sl].contiguous()
+        return self._x[sl].long(), self._y[sl].long()
 
     def __iter__(self):
         self.before_iter()
@@ -182,7 +190,7 @@ class LMLoader(DataLoader):
         "A copy with some settings changed (fastai's `get_preds` asks for `drop_last=False`); the stream is shared, not copied."
         kwargs.pop('shuffle', None)     # fastai's `show_results` asks for a shuffled copy: a language model's batches keep their order
         kw = dict(bs=self.bs, sl=self.sl, target=self.target, grouped=self.grouped, drop_last=self.drop_last,
-                  device=self.device, vocab=self.vocab)
+                  device=self.device, vocab=self.vocab, shard=self.shard)
         return (cls or type(self))(self.dataset if dataset is None else dataset, **merge(kw, kwargs))
 
 # %% ../nbs/03_data.ipynb #7aeeaacd

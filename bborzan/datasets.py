@@ -30,12 +30,14 @@ class DatasetCorrupt(DatasetError, ValueError):
     "A dataset file exists but does not hold the expected data (a cut-off download, an HTML error page...)."
 
 def atomic_write(path, # the file to write
-                 data:bytes|str, # its content (str is written as UTF-8)
+                 data:bytes|str|memoryview, # its content (str is written as UTF-8)
                 ) -> Path:
-    "Write `data` to `path` through a temporary file and a rename, so `path` is never left half-written."
+    "Write `data` to `path` through a temporary file (`NAME.PID.tmp`) and a rename, so `path` is never left half-written; the one atomic writer."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.part')
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')      # a dead writer's leftover is recognisable by its name and pid
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o644)   # never through a planted link
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data.encode('utf-8') if isinstance(data, str) else data)
@@ -288,9 +290,10 @@ class EndlessGames:
                sl:int=32, # tokens per window
                target:str='seq', # as for `LMLoader`
                device=None, # where the batches go; default `get_device()`
+               shard:tuple|None=None, # `(rank, world)`: this process's share of the rows, as for `LMLoader`
               ):
         "Training batches of a new stream every epoch (an `EndlessLoader`)."
-        return EndlessLoader(self, bs, sl, target, device)
+        return EndlessLoader(self, bs, sl, target, device, shard)
 
     def __repr__(self): return f"EndlessGames({self.n_tokens:,} new tokens every epoch, seed {self.seed})"
 
@@ -302,8 +305,9 @@ class EndlessLoader:
                  sl:int=32, # tokens per window
                  target:str='seq', # 'seq' (LMModel4 and later) or 'next'
                  device=None, # where the batches go; default `get_device()`
+                 shard:tuple|None=None, # `(rank, world)`: this process's share of the rows, as for `LMLoader`
                 ):
-        self.games, self.bs, self.sl, self.target, self.device = games, bs, sl, target, get_device(device)
+        self.games, self.bs, self.sl, self.target, self.device, self.shard = games, bs, sl, target, get_device(device), shard
         self.epoch, self.vocab = 0, games.vocab
         self.n = n_windows(games.n_tokens, sl) // bs if bs >= 1 and sl >= 1 else 0
         if self.n < 1: raise ValueError(f"{games.n_tokens:,} tokens an epoch make fewer than one batch of bs={bs}, sl={sl}: use more tokens or smaller batches")
@@ -315,7 +319,7 @@ class EndlessLoader:
         return self.n * self.bs * self.sl
 
     def __iter__(self):
-        dl = LMLoader(self.games.stream(self.epoch), bs=self.bs, sl=self.sl, target=self.target, device=self.device)
+        dl = LMLoader(self.games.stream(self.epoch), bs=self.bs, sl=self.sl, target=self.target, device=self.device, shard=self.shard)
         self.epoch += 1
         yield from itertools.islice(dl, self.n)
 
@@ -334,12 +338,14 @@ def load_borzan(sl:int=32, # unused: bor-bor-zan is split by games
                 seed:int=42, # the games' random seed
                 games:int=100_000, # games to play, split 80/20 by games
                 endless:bool=False, # train on new games every epoch (`EndlessGames`, as many tokens as `train`); validation stays
+                player1=None, # player 1 (a `bborzan.game` player); default the uniform random player
+                player2=None, # player 2; default like player 1
                ) -> RunData:
     "Bor-bor-zan games; the vocab holds every word of the game, even those a tiny corpus never uses (so ids don't move)."
     from bborzan.oracle import WORDS
-    c = borzan_corpus(games, seed=seed)
+    c = borzan_corpus(games, seed=seed, player1=player1, player2=player2)
     v = Vocab(c.vocab.itos + [w for w in WORDS if w not in c.vocab])
-    return RunData(c.train, c.valid, v, 'borzan', c, EndlessGames(v, len(c.train), seed) if endless else None)
+    return RunData(c.train, c.valid, v, 'borzan', c, EndlessGames(v, len(c.train), seed, player1, player2) if endless else None)
 
 def load_human_numbers(sl:int=16, # window length: the stream is split 80/20 by windows, like fastbook
                        seed:int=42, # unused

@@ -44,8 +44,8 @@ class ModelInfo:
         return {v: n_vocab, h: hidden, **({l: layers} if l else {}), **self.defaults}
 
     def build(self, n_vocab:int, hidden:int, layers:int=1, **kwargs):
-        "A new model of this kind: `kwargs` override the registered defaults."
-        return self.model_class(**{**self.kwargs(n_vocab, hidden, layers), **kwargs})
+        "A new model of this kind and these sizes (through `make_model`): `kwargs` override the registered defaults."
+        return make_model(self.name, **{**self.kwargs(n_vocab, hidden, layers), **kwargs})
 
 # %% ../nbs/06a_registry.ipynb #d2b260d6
 _REG7 = dict(wd=0.1, alpha=2., beta=1.)
@@ -85,10 +85,11 @@ def model_info(name:str # a name in `MODELS`
     return MODELS[name]
 
 def make_model(name:str, # a name in `MODELS`: 'lm1'..'lm7', 'pointer', 'char3', 'char_stateful_lstm', ...
-               **kwargs # the class's constructor arguments
+               **kwargs # the class's constructor arguments; the registered `defaults` fill in the rest
               ):
-    "A new model of the registered kind `name`."
-    return model_info(name).model_class(**kwargs)
+    "A new model of the registered kind `name`: the one constructor (`ModelInfo.build` and loading a model file come here)."
+    info = model_info(name)
+    return info.model_class(**{**info.defaults, **kwargs})
 
 def model_name(model # an instance of a registered class (exactly, not a subclass)
               ) -> str:
@@ -99,41 +100,73 @@ def model_name(model # an instance of a registered class (exactly, not a subclas
                                              "save its state_dict with torch.save instead")
     return name
 
+
 # %% ../nbs/06a_registry.ipynb #080d40c6
+def _resolve(where:str):
+    "The function at 'module:name' (imports its module)."
+    mod, _, name = where.partition(':')
+    return getattr(importlib.import_module(mod), name)
+
 @dataclass(frozen=True)
 class DatasetInfo:
-    "What the course knows about one corpus, without loading it."
+    "What the course knows about one corpus and how a run uses it, without loading it."
     name: str               # the name on the command line
-    load: str               # its loader, 'module:function', returning a `RunData`
-    family: str             # 'word' or 'char': which models can read it
-    defaults: dict          # model, hidden, layers, epochs, lr, bs, sl when no option is given
-    scoring: str            # 'oracle': against the best possible model, and sampled games judged; 'text': loss, accuracy, a sample
-    options: tuple = ()     # the loader's own options besides `sl`, `seed`
-    prompt: tuple|None = None  # tokens sampling starts from; None: the first window of the validation text
+    load: str               # 'module:function': the run's settings -> a `RunData`
+    family: str|None        # 'word' or 'char': which models read it; None: the `level` option decides
+    defaults: dict          # model, hidden, layers, epochs, lr, bs, sl when no option is given; with family None, one such dict per level
+    score: str              # 'module:function': (model, data, valid batches, settings) -> the report's scores
+    prompt: str             # 'module:function': (data, settings) -> the tokens sampling starts from
+    options: dict = field(default_factory=dict)   # the dataset's own options (names of `RunSettings` fields) and their defaults
     about: str = ''
 
     @property
     def loader(self):
         "The loading function (imports its module)."
-        mod, _, name = self.load.partition(':')
-        return getattr(importlib.import_module(mod), name)
+        return _resolve(self.load)
+
+    @property
+    def scorer(self): return _resolve(self.score)
+    @property
+    def prompter(self): return _resolve(self.prompt)
+    @property
+    def option_defaults(self) -> dict: return dict(self.options)
+
+    def family_for(self, level:str|None=None # the `level` option, for a dataset whose family it decides
+                  ) -> str:
+        "'word' or 'char': the family of models that read this corpus (at `level`)."
+        return self.family or level or 'char'
+
+    def defaults_for(self, level:str|None=None) -> dict:
+        "The default model and recipe (at `level`)."
+        return self.defaults if self.family else self.defaults[self.family_for(level)]
+
+    def models_for(self, level:str|None=None) -> tuple:
+        "The names of the models that can read this corpus (at `level`)."
+        fam = self.family_for(level)
+        return tuple(k for k, m in MODELS.items() if m.family == fam)
 
     @property
     def models(self) -> tuple:
-        "The names of the models that can read this corpus."
-        return tuple(k for k, m in MODELS.items() if m.family == self.family)
+        "The models that can read this corpus at its default level."
+        return self.models_for()
+
 
 # %% ../nbs/06a_registry.ipynb #f2e9dd0d
+_R = 'bborzan.run:'
 DATASETS = {d.name: d for d in [
-    DatasetInfo('borzan', 'bborzan.datasets:load_borzan', 'word',
-                dict(model='lm6', hidden=128, layers=1, epochs=8, lr=3e-3, bs=128, sl=32), 'oracle', ('games', 'endless'), ('end', '.'),
-                about='games of bor-bor-zan played by random players, split 80/20 by games'),
-    DatasetInfo('human-numbers', 'bborzan.datasets:load_human_numbers', 'word',
-                dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16), 'text',
-                about="fastai's counting corpus, split by windows like fastbook chapter 12"),
-    DatasetInfo('nietzsche', 'bborzan.datasets:load_nietzsche', 'char',
-                dict(model='char_stateful_gru', hidden=256, layers=2, epochs=4, lr=3e-3, bs=64, sl=32), 'text', ('offline', 'text'),
-                about="Nietzsche's text, character by character"),
+    DatasetInfo('borzan', _R+'borzan_data', 'word', dict(model='lm6', hidden=128, layers=1, epochs=8, lr=3e-3, bs=128, sl=32),
+                _R+'score_oracle', _R+'prompt_game', dict(games=100_000, endless=False, players='uniform', samples=1000),
+                about='games of bor-bor-zan, split 80/20 by games, scored against the best possible model of their players'),
+    DatasetInfo('human-numbers', _R+'human_numbers_data', 'word', dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16),
+                _R+'score_text', _R+'prompt_valid', about="fastai's counting corpus, split by windows like fastbook chapter 12"),
+    DatasetInfo('nietzsche', _R+'nietzsche_data', 'char', dict(model='char_stateful_gru', hidden=256, layers=2, epochs=4, lr=3e-3, bs=64, sl=32),
+                _R+'score_text', _R+'prompt_valid', dict(offline=False, text=None),
+                about="Nietzsche's text, character by character, split by windows"),
+    DatasetInfo('text', _R+'text_data', None,
+                dict(char=dict(model='char_stateful_lstm', hidden=512, layers=1, epochs=6, lr=5e-3, bs=64, sl=64),
+                     word=dict(model='lm6', hidden=256, layers=2, epochs=4, lr=3e-3, bs=64, sl=32)),
+                _R+'score_text', _R+'prompt_text', dict(text=None, level='char', lines=False, valid=None, samples=3),
+                about='your own text file, by character, by word or one item per line; validation the last 10% or --valid'),
 ]}
 
 class UnknownDatasetError(ValueError):
@@ -144,3 +177,4 @@ def dataset_info(name:str # a name in `DATASETS`
     "The registry entry of dataset `name`."
     if name not in DATASETS: raise UnknownDatasetError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
     return DATASETS[name]
+

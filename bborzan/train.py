@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['returns_activations', 'SeqLearner', 'lm_learner', 'LayoutError', 'check_layout', 'lm_loss', 'ar_tar', 'train_loss',
-           'Evaluation', 'evaluate', 'History', 'fit_state', 'ResumeError', 'check_fit_state', 'DivergedError', 'fit',
-           'CSVLog', 'TensorBoardLog']
+           'Evaluation', 'evaluate', 'History', 'fit_state', 'ResumeError', 'check_fit_state', 'DivergedError',
+           'CancelFit', 'Callback', 'FitRun', 'EpochEnd', 'Checkpoint', 'fit', 'CSVLog', 'TensorBoardLog']
 
 # %% ../nbs/07_train.ipynb #c97f5ac3
 import sys, csv, time, math
@@ -214,9 +214,9 @@ class ResumeError(ValueError):
 def check_fit_state(st # what `fit(resume=...)` was given
                    ) -> dict:
     "Check that `st` has every part a `fit_state` has, each of the right type; returns it (`ResumeError` says what is wrong)."
-    if not isinstance(st, dict): raise ResumeError(f"resume: a fit_state is a dict, got {type(st).__name__}: pass what checkpoint= was given")
+    if not isinstance(st, dict): raise ResumeError(f"resume: a fit_state is a dict, got {type(st).__name__}: pass what a Checkpoint callback was given")
     missing = [k for k in ('epoch', 'epochs', 'n_batches', 'model', 'opt', 'sched', 'hist', 'rng') if k not in st]
-    if missing: raise ResumeError(f"resume: the fit_state has no {', '.join(map(repr, missing))}: pass a whole fit_state, as checkpoint= was given it")
+    if missing: raise ResumeError(f"resume: the fit_state has no {', '.join(map(repr, missing))}: pass a whole fit_state, as a Checkpoint callback was given it")
     ints = {k: st[k] for k in ('epoch', 'epochs', 'n_batches')}
     if not all(type(v) is int for v in ints.values()) or not (0 <= st['epoch'] < st['epochs'] and st['n_batches'] >= 1):
         raise ResumeError(f"resume: epoch {st['epoch']!r} of {st['epochs']!r} (of {st['n_batches']!r} batches) is not a finished epoch of a run")
@@ -268,11 +268,50 @@ def _adamw(params, **kw):
     try: return torch.optim.AdamW(params, fused=True, **kw)
     except (RuntimeError, TypeError, ValueError): return torch.optim.AdamW(params, **kw)
 
+class CancelFit(Exception):
+    "Raised by a callback to stop training early (fastai's `CancelFitException`): `fit` runs `after_fit` and returns the history so far."
+
+class Callback:
+    "A hook into `fit`, as in fastai and miniai: any of `before_fit`, `before_epoch`, `after_batch`, `after_epoch`, `after_fit`, each given the `FitRun`."
+    order = 0      # callbacks run in this order (ties: as listed)
+
+@dataclass(eq=False)
+class FitRun:
+    "What `fit`'s callbacks see: the model, optimiser, schedule and record, and where the loop is."
+    model: nn.Module
+    opt: object                  # the optimiser
+    sched: object                # the one-cycle schedule
+    hist: History                # what was recorded so far
+    epochs: int                  # epochs of the whole run
+    n_batches: int               # batches per epoch
+    epoch: int = 0               # the epoch running (0-based)
+    first_epoch: int = 0         # the epoch this call started from (after `resume`)
+    loss: torch.Tensor|None = None  # `after_batch`: the batch's cross-entropy (a tensor on the device: `.item()` waits for it)
+    row: dict|None = None        # `after_epoch`: the epoch's row of `hist.epochs`
+
+    def state(self) -> dict:
+        "The `fit_state` after the epoch just finished: what `fit(resume=...)` takes to continue from here."
+        return fit_state(self.epoch, self.epochs, self.n_batches, self.model, self.opt, self.sched, self.hist)
+
+class EpochEnd(Callback):
+    "Call `fn(run)` after every epoch (e.g. to track a metric); `fn` may raise `CancelFit` to stop."
+    def __init__(self, fn # called with the `FitRun` after every epoch
+                ): self.fn = fn
+    def after_epoch(self, run): self.fn(run)
+
+class Checkpoint(Callback):
+    "Hand `save` the whole `fit_state` after every epoch, so a run can be resumed from its last finished epoch."
+    order = 90     # after the other callbacks of the epoch
+    def __init__(self, save # called with the `fit_state` dict that `fit(resume=...)` takes
+                ): self.save = save
+    def after_epoch(self, run): self.save(run.state())
+
 def fit(model:nn.Module, # the model to train (moved to `device`)
         train, # training (x, y) batches with a length: an `LMLoader`, a DataLoader, a list
         valid=None, # validation batches, or None to skip validation
         epochs:int=1, # passes over `train`
         lr:float=3e-3, # peak learning rate of the one cycle
+        *,
         opt:str='adamw', # 'adamw' (fastai's Adam settings) or 'sgd' (with momentum)
         wd:float=0.01, # weight decay (decoupled for AdamW)
         moms:tuple=(0.95, 0.85), # momentum (Adam's beta1) at the start/end and at the peak of the cycle
@@ -283,11 +322,12 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         device=None, # where to train; default `get_device()`
         quiet:bool=False, # no progress at all (same as progress='none')
         progress:str='auto', # 'bar' (fastprogress), 'lines' (one plain line per epoch, for logs), 'none'; 'auto': a bar in a notebook or terminal, else lines
-        checkpoint=None, # called after every epoch with the `fit_state` dict that `resume` takes (e.g. to save it)
-        resume:dict|None=None, # a `fit_state` from `checkpoint`: continue after its epoch, as if never stopped
-        cbs:list=(), # callbacks: objects with any of `before_fit(hist)`, `after_epoch(row, hist)`, `after_fit(hist)` (e.g. `CSVLog`)
+        resume:dict|None=None, # a `fit_state` (from `Checkpoint` or `FitRun.state()`): continue after its epoch, as if never stopped
+        cbs:list=(), # `Callback`s: tracking (`EpochEnd`), checkpoints (`Checkpoint`), logs (`CSVLog`), early stopping (raise `CancelFit`)
        ) -> History:
-    "Train `model` with a one-cycle schedule, resetting its state each epoch and before validation; returns a `History` (`DivergedError` on a non-finite loss)."
+    """Train `model` with a one-cycle schedule, resetting its state each epoch and before validation; returns a `History`.
+    This loop is the product's engine (`bborzan train` runs on it): forward, loss, backward, step and nothing else, on batches sliced from
+    one tensor; `bborzan bench` measures it against the reference notebook's fastai pipeline. `DivergedError` on a non-finite loss."""
     _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start)
     dev = get_device(device)
     model.to(dev)
@@ -298,18 +338,23 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
     if pct_start * total == 1: pct_start += 0.5 / total   # OneCycleLR divides by pct_start*total - 1: keep it off zero
     sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=total, pct_start=pct_start,
                                                 base_momentum=moms[1], max_momentum=moms[0], div_factor=25., final_div_factor=1e5)
-    hist, first = History(), 0
-    if resume is not None: first = _resume(resume, model, o, sched, hist, epochs, len(train))
+    hist = History()
+    run = FitRun(model, o, sched, hist, epochs, len(train))
+    if resume is not None: run.first_epoch = run.epoch = _resume(resume, model, o, sched, hist, epochs, len(train))
     names = ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
     mode = _progress_mode('none' if quiet else progress)
-    def event(name, *args):
+    cbs = sorted(cbs, key=lambda cb: getattr(cb, 'order', 0))
+    def event(name):
         for cb in cbs:
-            if hasattr(cb, name): getattr(cb, name)(*args)
-    event('before_fit', hist)
-    mb = master_bar(range(first, epochs)) if mode == 'bar' else None
-    if mb is not None: mb.write(names, table=True)
+            if hasattr(cb, name): getattr(cb, name)(run)
+    watch_batches = any(hasattr(cb, 'after_batch') for cb in cbs)
+    mb = master_bar(range(run.first_epoch, epochs)) if mode == 'bar' else None
     try:
-        for epoch in (range(first, epochs) if mb is None else mb):
+        event('before_fit')
+        if mb is not None: mb.write(names, table=True)
+        for epoch in (range(run.first_epoch, epochs) if mb is None else mb):
+            run.epoch, run.row = epoch, None
+            event('before_epoch')
             t0 = time.perf_counter()
             model.train(); reset_state(model)
             if hasattr(train, 'set_epoch'): train.set_epoch(epoch)     # e.g. `EndlessLoader`: epoch e's own games, also when resumed
@@ -322,6 +367,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
                 hist.lrs.append(o.param_groups[0]['lr'])
                 o.step(); sched.step(); o.zero_grad(set_to_none=True)
                 losses.append(ce.detach()); counts.append(y.numel())
+                if watch_batches: run.loss = losses[-1]; event('after_batch')
             batch = torch.stack(losses).double().cpu()                 # one read-back per epoch
             hist.batch_losses += batch.tolist()
             trn = float((batch * torch.tensor(counts, dtype=torch.float64)).sum() / sum(counts))
@@ -334,44 +380,45 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
                                     "train again with a lower learning rate (e.g. a tenth of it)")
             row = dict(epoch=epoch, train_loss=trn, valid_loss=val.loss if val else None,
                        accuracy=val.accuracy if val else None, time=time.perf_counter() - t0)
-            hist.epochs.append(row)
+            hist.epochs.append(row); run.row = row
             cells = [str(epoch), f'{trn:.6f}'] + (['', ''] if val is None else [f'{val.loss:.6f}', f'{val.accuracy:.6f}']) \
                     + [time.strftime('%M:%S', time.gmtime(row['time']))]
             if mb is not None: mb.write(cells, table=True)
             elif mode == 'lines': print(f"epoch {epoch + 1}/{epochs}  " + '  '.join(f"{k} {v}" for k, v in zip(names[1:], cells[1:]) if v), flush=True)
-            event('after_epoch', row, hist)
-            if checkpoint is not None: checkpoint(fit_state(epoch, epochs, len(train), model, o, sched, hist))
-        event('after_fit', hist)
+            event('after_epoch')
+    except CancelFit: pass
     finally:
         reset_state(model)
+    event('after_fit')
     return hist
 
-class CSVLog:
+class CSVLog(Callback):
     "A `fit` callback writing one line per epoch to a CSV file as training goes (fastai's `CSVLogger` habit); epochs counted from 1."
     cols = ('epoch', 'train_loss', 'valid_loss', 'accuracy', 'time')
     def __init__(self, path # the file to write (replaced at the start of a run, kept when it is resumed)
                 ): self.path = Path(path)
-    def before_fit(self, hist):
+    def before_fit(self, run):
         with open(self.path, 'w', encoding='utf-8', newline='') as f:
             w = csv.writer(f); w.writerow(self.cols)
-            for r in hist.epochs: w.writerow(self._row(r))                  # a resumed run's earlier epochs
+            for r in run.hist.epochs: w.writerow(self._row(r))                  # a resumed run's earlier epochs
     def _row(self, r): return [r['epoch'] + 1] + ['' if r.get(k) is None else f"{r[k]:.6f}" for k in self.cols[1:]]
-    def after_epoch(self, row, hist):
-        with open(self.path, 'a', encoding='utf-8', newline='') as f: csv.writer(f).writerow(self._row(row))
+    def after_epoch(self, run):
+        with open(self.path, 'a', encoding='utf-8', newline='') as f: csv.writer(f).writerow(self._row(run.row))
 
-class TensorBoardLog:
+class TensorBoardLog(Callback):
     "A `fit` callback writing TensorBoard event files: the loss of every batch, and the epoch's validation loss and accuracy."
     def __init__(self, logdir # the folder for the event files (`tensorboard --logdir` it)
                 ):
         try: from torch.utils.tensorboard import SummaryWriter
         except ImportError: raise ImportError("TensorBoard logs need the tensorboard package: pip install tensorboard") from None
         self.writer, self.seen = SummaryWriter(str(logdir)), 0
-    def before_fit(self, hist): self.seen = len(hist.batch_losses)
-    def after_epoch(self, row, hist):
+    def before_fit(self, run): self.seen = len(run.hist.batch_losses)
+    def after_epoch(self, run):
+        row, hist = run.row, run.hist
         for i, (l, lr) in enumerate(zip(hist.batch_losses[self.seen:], hist.lrs[self.seen:]), self.seen):
             self.writer.add_scalar('train/loss', l, i); self.writer.add_scalar('train/lr', lr, i)
         self.seen = len(hist.batch_losses)
         for k in ('valid_loss', 'accuracy'):
             if row.get(k) is not None: self.writer.add_scalar(f"valid/{k.replace('valid_', '')}", row[k], row['epoch'] + 1)
         self.writer.flush()
-    def after_fit(self, hist): self.writer.close()
+    def after_fit(self, run): self.writer.close()
