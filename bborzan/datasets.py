@@ -333,6 +333,8 @@ class RunData:
     source: str           # what the text is: 'borzan', 'human-numbers', 'nietzsche' or 'pydoc'
     corpus: object = None # the `BorzanCorpus` (bor-bor-zan only), for the oracle
     endless: object = None # `EndlessGames` to train on instead of `train` (bor-bor-zan with `endless=True`)
+    split: dict|None = None # how a text was split, as plain JSON (`bborzan.text.load_text`: level, sizes, unknown tokens...)
+    unk: int|None = None # the id of the unknown token, when the vocab has one
 
 def load_borzan(sl:int=32, # unused: bor-bor-zan is split by games
                 seed:int=42, # the games' random seed
