@@ -142,13 +142,14 @@ def _training_items(path, cfg) -> tuple:
 
 # %% ../nbs/09_cli.ipynb #c56e9e25
 def eval_text(path:str, # the run folder (or its model.pth)
-              text:str, # a UTF-8 text file to score the model on
+              text:str=None, # a UTF-8 text file to score the model on
               bs:int=16, # rows read in parallel (fewer for a short text)
               device:str=None, # cpu, cuda, mps (default: the best there is)
               quiet:bool=False, # print nothing
              ) -> dict:
     "Score a saved model on another text: loss, bits per character, accuracy; tokens it never saw are counted as unknown."
     import math
+    need(text is not None, "bborzan eval RUN --text FILE: give the text to score the model on")
     need_whole(bs, 'bs')
     m, v, cfg = load_run(path, device)
     info = model_info(cfg['name'])

@@ -140,11 +140,11 @@ def generate(model:nn.Module, # a language model
              sep:str|None=None, # see `prompt_tokens`
              seed:int|None=None, # for repeatable samples (None: torch's global random state)
             ) -> str:
-    "The prompt followed by `n` tokens written by `model` (padding never written), as text."
+    "The prompt followed by `n` tokens written by `model` (padding and the unknown token never written), as text."
     v = _as_vocab(vocab)
     toks, sep = prompt_tokens(prompt, v, sep)
     new = generate_ids(model, v.encode(toks)[None], n, temperature, top_k, window,
-                       ban=None if v.pad_idx is None else [v.pad_idx], generator=_generator(seed, model))
+                       ban=[i for i in (v.pad_idx, getattr(v, 'unk_idx', None)) if i is not None] or None, generator=_generator(seed, model))
     return sep.join(toks + v.decode(new[0]))
 
 # %% ../nbs/08_generate.ipynb #362a4f16

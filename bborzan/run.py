@@ -143,7 +143,7 @@ def _dls(d, s:RunSettings, dev, shard=None):
         valid = LMLoader(d.valid, bs=s.bs, sl=s.sl, target=s.target, device=dev, vocab=d.vocab)
         train = (d.endless.loader(s.bs, s.sl, s.target, dev, shard=shard) if d.endless is not None else
                  LMLoader(d.train, bs=s.bs, sl=s.sl, target=s.target, device=dev, vocab=d.vocab, shard=shard))
-    except ValueError as e: raise RunError(f"the text is too small for these batches ({e}): use a smaller --bs or --sl, or more text") from None
+    except ValueError as e: raise RunError(f"the text is too small for these batches: {e}") from None
     return SimpleNamespace(train=train, valid=valid)
 
 def _load(s:RunSettings):

@@ -239,7 +239,7 @@ def _build_char(path, lines, valid, valid_pct, max_vocab, folder):
     chars = np.flatnonzero(seen & (first < cut))         # code points of the training part, sorted
     if len(chars) > max_vocab:
         raise TextError(f"{path} has {len(chars):,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
-                        "use --level word (or raise --max-vocab if you mean it)")
+                        "use --level word (or, in Python, pass a larger max_vocab to load_text if you mean it)")
     vocab = Vocab([chr(c) for c in chars.tolist()], sort=True, unk=UNK)
     dt = id_dtype(len(vocab))
     lut = _char_lut(vocab)
@@ -312,7 +312,7 @@ def _tensor(folder:Path, name:str, n:int, dt:np.dtype, memmap:bool) -> torch.Ten
 def _check_max_vocab(path, n_chars, max_vocab):
     if n_chars > max_vocab:
         raise TextError(f"{path} has {n_chars:,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
-                        "use --level word (or raise --max-vocab if you mean it)")
+                        "use --level word (or, in Python, pass a larger max_vocab to load_text if you mean it)")
 
 def _build(p, level, lines, vp, valid_pct, max_vocab, folder, key):
     "Encode the text into `folder`: train.bin, valid.bin, vocab.json and meta.json; return (meta, itos)."
