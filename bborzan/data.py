@@ -179,7 +179,7 @@ class LMLoader(DataLoader):
         "Batch `i`: `x` is (bs, sl); `y` is (bs, sl) for 'seq', (bs,) for 'next'."
         if self.grouped: return self._x[:, i].long().contiguous(), self._y[:, i].long().contiguous()
         sl = slice(i*self.bs, (i+1)*self.bs)
-        return self._x[sl].long(), self._y[sl].long()
+        return self._x[sl].long(), self._y[sl].long().contiguous()
 
     def __iter__(self):
         self.before_iter()

@@ -9,7 +9,6 @@ __all__ = ['RUN_FILES', 'RESUME_FORMAT', 'is_run', 'RunFolder', 'resume_path', '
 import os, re, json, time, shutil, signal, errno, ctypes, secrets
 from pathlib import Path
 from .settings import RunError, need
-from .datasets import atomic_write
 try: import fcntl                # POSIX: a lock file keeps two runs out of one folder
 except ImportError: fcntl = None
 
@@ -198,6 +197,7 @@ RESUME_FORMAT = 'bborzan-resume'
 def save_state(obj, path:Path):
     "`torch.save` `obj` to `path` in one step (`atomic_write`): an interrupted or failed save (a full disk) never leaves half a checkpoint."
     import io, torch
+    from bborzan.datasets import atomic_write     # here, not at the top: importing this module loads no torch
     buf = io.BytesIO(); torch.save(obj, buf)                   # in memory first: a write error is then an OSError with its errno
     try: atomic_write(path, buf.getbuffer())
     except OSError as e: raise RunError(_oserror(e, path.parent)) from None

@@ -63,7 +63,7 @@ def test_char_run_sample_eval(book, tmp_path):
     clean_error(bborzan('eval', 'run', cwd=tmp_path, **env), '--text FILE')
 
 def test_word_level(book, tmp_path):
-    res = bborzan('train', '--text', book/'book.txt', '--level', 'word', *TINY, '--out', 'run', cwd=tmp_path, BBORZAN_CACHE=str(tmp_path/'cache'))
+    res = bborzan('train', '--text', book/'book.txt', '--level', 'word', *TINY, '--bs', '4', '--sl', '8', '--out', 'run', cwd=tmp_path, BBORZAN_CACHE=str(tmp_path/'cache'))
     assert res.returncode == 0, res.stderr[-2000:]
     rep = json.loads((tmp_path/'run'/'report.json').read_text())
     assert rep['model'] == 'lm6' and rep['bits_per_char'] is None and rep['split']['level'] == 'word'
