@@ -101,7 +101,7 @@ def iter_words(chunks, # str pieces of a text (from `iter_text`, or `iter_items`
 # %% ../nbs/04a_text.ipynb #b0d57064
 UNK = '<unk>'   # the unknown token: five characters, so never one character of a text
 END = '\n'      # the end of an item in lines mode (char level: the newline character; word level: a token '\n')
-MAX_VOCAB = 1_000
+MAX_VOCAB = 1_000   # char level: more distinct characters than this is an error (why: below)
 
 def id_dtype(n_vocab:int # tokens in the vocab
             ) -> np.dtype:
@@ -196,6 +196,11 @@ def _cut_at(n:int, valid_pct:float) -> int:
     if not 0 <= valid_pct < 1: raise TextError(f"valid_pct={valid_pct}: use a share from 0 up to (not including) 1, e.g. 0.1")
     return int(round(n * (1 - valid_pct), 6))
 
+def _check_max_vocab(path, n_chars, max_vocab):
+    if n_chars > max_vocab:
+        raise TextError(f"{path} has {n_chars:,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
+                        "use --level word (or raise --max-vocab if you mean it)")
+
 def _char_pass1(path, lines):
     "First reading: how many characters and items, and where each character is first seen (a char, or an item, position)."
     seen, first = np.zeros(0x110000, bool), np.zeros(0x110000, np.int64)   # 1.1 MB and 8.9 MB, whatever the text
@@ -213,7 +218,7 @@ def _char_pass1(path, lines):
         if lines: n_items += int(np.count_nonzero(c == 10))
     return seen, first, n_chars, n_items
 
-def _write_ids(path, level, lines, lut, cut_unit, f_train, f_valid, dt, unk):
+def _write_ids(path, lines, lut, cut_unit, f_train, f_valid, dt, unk):
     "Second reading: map every token through `lut` and write those before `cut_unit` to `f_train`, the rest to `f_valid`."
     n_units = n_unk = 0
     for c in _chunks(path, 'char', lines):
@@ -237,14 +242,12 @@ def _build_char(path, lines, valid, valid_pct, max_vocab, folder):
     n_units = n_items if lines else n_chars
     cut = n_units if valid is not None else _cut_at(n_units, valid_pct)
     chars = np.flatnonzero(seen & (first < cut))         # code points of the training part, sorted
-    if len(chars) > max_vocab:
-        raise TextError(f"{path} has {len(chars):,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
-                        "use --level word (or raise --max-vocab if you mean it)")
+    _check_max_vocab(path, len(chars), max_vocab)
     vocab = Vocab([chr(c) for c in chars.tolist()], sort=True, unk=UNK)
     dt = id_dtype(len(vocab))
     lut = _char_lut(vocab)
     with open(folder/'train.bin', 'wb') as ft, open(folder/'valid.bin', 'wb') as fv:
-        n_unk = _write_ids(path, 'char', lines, lut, cut, ft, fv, dt, vocab.unk_idx)
+        n_unk = _write_ids(path, lines, lut, cut, ft, fv, dt, vocab.unk_idx)
     return vocab, n_unk, (cut, n_units - cut) if lines else None
 
 def _build_word(path, lines, valid, valid_pct, folder):
@@ -310,12 +313,7 @@ def _tensor(folder:Path, name:str, n:int, dt:np.dtype, memmap:bool) -> torch.Ten
     a = np.memmap(folder/name, dt, mode='c', shape=(n,)) if memmap else np.fromfile(folder/name, dt)  # 'c': writable, never written back
     return torch.from_numpy(a)
 
-# %% ../nbs/04a_text.ipynb #8634726a
-def _check_max_vocab(path, n_chars, max_vocab):
-    if n_chars > max_vocab:
-        raise TextError(f"{path} has {n_chars:,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
-                        "use --level word (or raise --max-vocab if you mean it)")
-
+# %% ../nbs/04a_text.ipynb #7419f0e0
 def _build(p, level, lines, vp, valid_pct, max_vocab, folder, key):
     "Encode the text into `folder`: train.bin, valid.bin, vocab.json and meta.json; return (meta, itos)."
     if level == 'char': vocab, n_unk, items = _build_char(p, lines, vp, valid_pct, max_vocab, folder)
@@ -348,7 +346,7 @@ def load_text(path, # the user's text file (UTF-8)
               cache=None, # folder for the encoded ids; None: `text_cache_dir()`; False: no cache (ids kept in memory)
               max_vocab:int=MAX_VOCAB, # char level: more distinct characters than this is an error (use level='word')
              ) -> RunData:
-    "Your own text as a `RunData`: compact ids (memory-mapped from the cache in `text_cache_dir()`), vocab of the training part + '<unk>'."
+    "Your text as a `RunData`: compact ids, vocab of the training part + '<unk>', cached in `$BBORZAN_CACHE/text` or `~/.cache/bborzan/text`."
     p = check_text_file(path)
     if level not in ('char', 'word'): raise TextError(f"level={level!r}: use 'char' (one token a character) or 'word' (split on white space)")
     vp = None if valid is None else check_text_file(valid)
