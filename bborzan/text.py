@@ -7,7 +7,7 @@ __all__ = ['CHUNK', 'UNK', 'END', 'MAX_VOCAB', 'FORMAT', 'TextError', 'check_tex
            'iter_items', 'iter_words', 'id_dtype', 'encode_file', 'ids_to_text', 'items_of', 'train_items',
            'check_enough', 'text_cache_dir', 'load_text', 'synthetic_text', 'encode_benchmark']
 
-# %% ../nbs/04a_text.ipynb #cadcec15
+# %% ../nbs/04a_text.ipynb #ce0ef5a1
 import os, re, sys, json, codecs, hashlib, shutil, tempfile, subprocess, time, warnings
 from pathlib import Path
 import numpy as np
@@ -15,11 +15,11 @@ import torch
 from .data import Vocab, n_windows
 from .datasets import DatasetError, RunData, offline_text
 
-# %% ../nbs/04a_text.ipynb #185a8c53
+# %% ../nbs/04a_text.ipynb #9320511d
 class TextError(DatasetError, ValueError):
     "A user's text file can't be used as it is (missing, a folder, empty, binary, not UTF-8, too short...)."
 
-CHUNK = 1 << 22  # bytes read at a time (4 MiB): memory stays a small multiple of this, whatever the file's size
+CHUNK = 1 << 20  # bytes read at a time (1 MiB): the memory used stays a small multiple of this, whatever the file's size
 
 def check_text_file(path, # the file to check
                    ) -> Path:
@@ -33,7 +33,7 @@ def check_text_file(path, # the file to check
     if size == 0: raise TextError(f"{path} is empty: give a file with some text in it")
     return p
 
-# %% ../nbs/04a_text.ipynb #32ba95d2
+# %% ../nbs/04a_text.ipynb #6b2ee6e3
 def iter_text(path, # a UTF-8 text file
               chunk_bytes:int=CHUNK, # bytes read at a time
              ): # yields str chunks
@@ -72,7 +72,7 @@ def read_text_file(path, # a UTF-8 text file
     if not s: raise TextError(f"{path} is empty (nothing but a byte-order mark): give a file with some text in it")
     return s
 
-# %% ../nbs/04a_text.ipynb #2896b211
+# %% ../nbs/04a_text.ipynb #28ebcf1b
 def iter_items(chunks, # str pieces of a text (from `iter_text`)
               ): # yields str pieces made of whole items, each followed by '\n'
     "Whole non-blank lines of `chunks`, each ended by '\\n' (a last line without one gets one); blank lines dropped."
@@ -98,10 +98,10 @@ def iter_words(chunks, # str pieces of a text (from `iter_text`, or `iter_items`
         if k: yield buf[:k].split()
     if tail: yield tail.split()
 
-# %% ../nbs/04a_text.ipynb #9ce10a6d
+# %% ../nbs/04a_text.ipynb #b0d57064
 UNK = '<unk>'   # the unknown token: five characters, so never one character of a text
 END = '\n'      # the end of an item in lines mode (char level: the newline character; word level: a token '\n')
-MAX_VOCAB = 1_000
+MAX_VOCAB = 1_000   # char level: more distinct characters than this is an error (why: below)
 
 def id_dtype(n_vocab:int # tokens in the vocab
             ) -> np.dtype:
@@ -117,7 +117,7 @@ def _char_lut(vocab:Vocab) -> np.ndarray: # (0x110000,) int32: code point -> id,
     if chars: cp, ids = np.array(chars).T; lut[cp] = ids
     return lut
 
-# %% ../nbs/04a_text.ipynb #bd340419
+# %% ../nbs/04a_text.ipynb #67d64ef6
 def _chunks(path, level, lines):
     "Pieces of `path` ready to encode: str pieces for char level, word lists for word level."
     if level not in ('char', 'word'): raise TextError(f"level={level!r}: use 'char' (one token a character) or 'word' (split on white space)")
@@ -145,7 +145,7 @@ def encode_file(path, # a UTF-8 text file
     if not parts: raise TextError(f"{path} has no {'lines with text' if lines else 'text'} in it: give a file with some text")
     return torch.from_numpy(np.concatenate(parts)), n_unk
 
-# %% ../nbs/04a_text.ipynb #481ac17c
+# %% ../nbs/04a_text.ipynb #1bd51369
 def ids_to_text(ids, # 1-D ids: a tensor, array or list
                 vocab:Vocab, # their vocab
                 level:str='char', # 'char': tokens joined as they are; 'word': joined by spaces
@@ -191,10 +191,15 @@ def check_enough(n_tokens:int, # tokens in a stream
     if nw < bs: raise TextError(f"{what} has {n_tokens:,} tokens: {nw:,} windows of sl={sl}, fewer than one batch of bs={bs}: "
                                 "use a longer text, or a smaller --bs or --sl")
 
-# %% ../nbs/04a_text.ipynb #3bba4930
+# %% ../nbs/04a_text.ipynb #bd34148a
 def _cut_at(n:int, valid_pct:float) -> int:
     if not 0 <= valid_pct < 1: raise TextError(f"valid_pct={valid_pct}: use a share from 0 up to (not including) 1, e.g. 0.1")
     return int(round(n * (1 - valid_pct), 6))
+
+def _check_max_vocab(path, n_chars, max_vocab):
+    if n_chars > max_vocab:
+        raise TextError(f"{path} has {n_chars:,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
+                        "use --level word (or, in Python, pass a larger max_vocab to load_text if you mean it)")
 
 def _char_pass1(path, lines):
     "First reading: how many characters and items, and where each character is first seen (a char, or an item, position)."
@@ -213,7 +218,7 @@ def _char_pass1(path, lines):
         if lines: n_items += int(np.count_nonzero(c == 10))
     return seen, first, n_chars, n_items
 
-def _write_ids(path, level, lines, lut, cut_unit, f_train, f_valid, dt, unk):
+def _write_ids(path, lines, lut, cut_unit, f_train, f_valid, dt, unk):
     "Second reading: map every token through `lut` and write those before `cut_unit` to `f_train`, the rest to `f_valid`."
     n_units = n_unk = 0
     for c in _chunks(path, 'char', lines):
@@ -237,14 +242,12 @@ def _build_char(path, lines, valid, valid_pct, max_vocab, folder):
     n_units = n_items if lines else n_chars
     cut = n_units if valid is not None else _cut_at(n_units, valid_pct)
     chars = np.flatnonzero(seen & (first < cut))         # code points of the training part, sorted
-    if len(chars) > max_vocab:
-        raise TextError(f"{path} has {len(chars):,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
-                        "use --level word (or, in Python, pass a larger max_vocab to load_text if you mean it)")
+    _check_max_vocab(path, len(chars), max_vocab)
     vocab = Vocab([chr(c) for c in chars.tolist()], sort=True, unk=UNK)
     dt = id_dtype(len(vocab))
     lut = _char_lut(vocab)
     with open(folder/'train.bin', 'wb') as ft, open(folder/'valid.bin', 'wb') as fv:
-        n_unk = _write_ids(path, 'char', lines, lut, cut, ft, fv, dt, vocab.unk_idx)
+        n_unk = _write_ids(path, lines, lut, cut, ft, fv, dt, vocab.unk_idx)
     return vocab, n_unk, (cut, n_units - cut) if lines else None
 
 def _build_word(path, lines, valid, valid_pct, folder):
@@ -274,11 +277,13 @@ def _build_word(path, lines, valid, valid_pct, folder):
 
 def _hash_file(path) -> str:
     h = hashlib.blake2b(digest_size=16)
-    with open(check_text_file(path), 'rb') as f:
-        while (b := f.read(CHUNK)): h.update(b)
+    try:
+        with open(check_text_file(path), 'rb') as f:
+            while (b := f.read(CHUNK)): h.update(b)
+    except OSError as e: raise TextError(f"can't read {path} ({e.strerror}): check its permissions") from None
     return h.hexdigest()
 
-# %% ../nbs/04a_text.ipynb #d3292159
+# %% ../nbs/04a_text.ipynb #3e2d6008
 FORMAT = 1   # the cache's layout: a new one is a new key, so old entries are never misread
 
 def text_cache_dir() -> Path:
@@ -308,12 +313,7 @@ def _tensor(folder:Path, name:str, n:int, dt:np.dtype, memmap:bool) -> torch.Ten
     a = np.memmap(folder/name, dt, mode='c', shape=(n,)) if memmap else np.fromfile(folder/name, dt)  # 'c': writable, never written back
     return torch.from_numpy(a)
 
-# %% ../nbs/04a_text.ipynb #0f8ebe25
-def _check_max_vocab(path, n_chars, max_vocab):
-    if n_chars > max_vocab:
-        raise TextError(f"{path} has {n_chars:,} distinct characters, more than max_vocab={max_vocab:,} for a character model: "
-                        "use --level word (or, in Python, pass a larger max_vocab to load_text if you mean it)")
-
+# %% ../nbs/04a_text.ipynb #7419f0e0
 def _build(p, level, lines, vp, valid_pct, max_vocab, folder, key):
     "Encode the text into `folder`: train.bin, valid.bin, vocab.json and meta.json; return (meta, itos)."
     if level == 'char': vocab, n_unk, items = _build_char(p, lines, vp, valid_pct, max_vocab, folder)
@@ -337,7 +337,7 @@ def _build(p, level, lines, vp, valid_pct, max_vocab, folder, key):
     (folder/'meta.json').write_text(json.dumps(meta, indent=1), encoding='utf-8')
     return meta, vocab.itos
 
-# %% ../nbs/04a_text.ipynb #bce8d369
+# %% ../nbs/04a_text.ipynb #ddab195d
 def load_text(path, # the user's text file (UTF-8)
               level:str='char', # 'char' (one token a character) or 'word' (split on white space, like Human Numbers)
               lines:bool=False, # one item per line (names, words: makemore's input), each ended by '\n'; blank lines dropped
@@ -346,7 +346,7 @@ def load_text(path, # the user's text file (UTF-8)
               cache=None, # folder for the encoded ids; None: `text_cache_dir()`; False: no cache (ids kept in memory)
               max_vocab:int=MAX_VOCAB, # char level: more distinct characters than this is an error (use level='word')
              ) -> RunData:
-    "Your own text as a `RunData`: compact ids (memory-mapped from the cache in `text_cache_dir()`), vocab of the training part + '<unk>'."
+    "Your text as a `RunData`: compact ids, vocab of the training part + '<unk>', cached in `$BBORZAN_CACHE/text` or `~/.cache/bborzan/text`."
     p = check_text_file(path)
     if level not in ('char', 'word'): raise TextError(f"level={level!r}: use 'char' (one token a character) or 'word' (split on white space)")
     vp = None if valid is None else check_text_file(valid)
@@ -387,7 +387,7 @@ def load_text(path, # the user's text file (UTF-8)
     split = dict(meta['split'], cache=state, key=key[:16])
     return RunData(train, valid_t, vocab, f"text:{p.name}", split=split, unk=vocab.unk_idx)
 
-# %% ../nbs/04a_text.ipynb #c78ac46b
+# %% ../nbs/04a_text.ipynb #49a63420
 _NOISE = 'éèêàçüößñøåæœ€£¥©®°±×÷αβγδλμπσωЖжЯя漢字かなカナ“”‘’—–…•😀🎉🚀'
 
 def synthetic_text(path, # the file to write
