@@ -343,7 +343,7 @@ def _train(s:RunSettings, dev, rf, state, rank:int=0, world:int=1) -> dict:
                tokens_seen=s.epochs * len(dls.train) * s.bs * s.sl,
                settings=s.to_dict(), resumed_after_epoch=None if state is None else state['fit_state']['epoch'] + 1,
                versions=versions(), date=datetime.now(timezone.utc).isoformat(timespec='seconds'), command=s.command)
-    if rank: return rep                                        # rank 0 scores and saves
+    if rank: return dict(rep, rank=rank)                       # rank 0 alone scores, saves and reports
     rep.update(info.scorer(m, d, dls.valid, s))
     rep['history'] = [dict(r, epoch=r['epoch'] + 1) for r in hist.epochs]   # epochs counted from 1, as the log and metrics.csv count them
     rep['seconds'] = time.perf_counter() - t0
