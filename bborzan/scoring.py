@@ -69,6 +69,7 @@ def evaluate_borzan(model:nn.Module, # a word-level model trained on bor-bor-zan
                     target:str='seq', # 'seq' for LMModel4+; 'next' for models predicting one token per window
                     player1=uniform_player, # player 1's policy in the games (the oracle needs it)
                     player2=None, # player 2's policy (default: like player 1)
+                    row_starts:bool=True, # count, in `by_position` and `by_energy`, the tokens of games a row entered part-way (which no model can predict); False leaves them out
                    ) -> BorzanEvaluation:
     "Score `model` on bor-bor-zan games against the oracle, token by token: loss, floor, gap, accuracy, illegal mass."
     import pandas as pd
@@ -101,12 +102,13 @@ def evaluate_borzan(model:nn.Module, # a word-level model trained on bor-bor-zan
     game_start = starts[np.searchsorted(starts, yi, side='right') - 1]
     early = game_start < r0                                               # the row began inside this target's game
     s = lambda m: _stats(nll[m], hit[m], onll[m], best[m], ohit[m], illegal[m], kl[m])
-    by_pos = pd.DataFrame({k: s(kinds[yi] == i) for i, k in enumerate(POSITION_KINDS)}).T
+    keep = np.ones_like(early) if row_starts else ~early                  # the tokens the position and energy tables count
+    by_pos = pd.DataFrame({k: s((kinds[yi] == i) & keep) for i, k in enumerate(POSITION_KINDS)}).T
     by_pos.index.name = 'position'
     rows = pd.DataFrame({'row starts': s(early), 'rest': s(~early), 'all': s(np.ones_like(early))}).T
     rows.insert(1, 'share', rows['count'] / len(y))
     en = energy[yi]                                                            # (T,) the mover's energy at each scored token
-    by_en = pd.DataFrame({'0': s(en == 0), '1': s(en == 1), '2': s(en == 2), '3+': s(en >= 3)}).T
+    by_en = pd.DataFrame({'0': s((en == 0) & keep), '1': s((en == 1) & keep), '2': s((en == 2) & keep), '3+': s((en >= 3) & keep)}).T
     by_en.index.name = "mover's energy"
     for df in (by_pos, rows, by_en): df['count'] = df['count'].astype(int)
     a = rows.loc['all']
