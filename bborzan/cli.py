@@ -53,8 +53,8 @@ def train(dataset:str=None, # the corpus (see the list below; default borzan, or
     "Train a language model, score it (against the oracle for bor-bor-zan; loss and bits per character for text) and save it."
     opts = dict(games=games, players=players, samples=samples, endless=endless, text=text, level=level, lines=lines, valid=valid, offline=offline)
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, seed, **{k: v for k, v in opts.items() if v is not None and v is not False},
-                     device=device, quiet=quiet, force=force, resume=resume, tensorboard=tensorboard, command=_command_line())
-    rep = train_run(s, out=out or _default_out(s))      # the settings were checked before torch was imported
+                     device=device, quiet=quiet, force=force, command=_command_line())
+    rep = train_run(s, out=out or _default_out(s), resume=resume, tensorboard=tensorboard)   # checked before torch is imported
     if rep.get('rank'): return rep                          # under torchrun, rank 0 alone prints the report
     try: print(format_report(rep), flush=True)
     except (KeyboardInterrupt, Terminated) as e:                # the run is saved already: say so, not "no run was saved"

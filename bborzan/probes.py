@@ -128,7 +128,7 @@ def intervene(model:nn.Module, # an `LMModel6`-like model (`i_h`, one-layer `nn.
               margin:float=2.0, # as for `edit_towards`
               seed:int=0, # random directions of the 'random' control
              ):
-    "Per position: the model's move distribution for player 2 after the edited state reads the next `m1 to`, and whether its allowed moves are those the rules allow at the edited energy."
+    "Per position: do player 2's moves the model allows (after reading the next `m1 to`) follow the rules at the true energy unedited (`before`) and at the edited energy after the edit (`after`)? `success` is both: the allowed set changed the way the rules say."
     import pandas as pd
     from bborzan.game import affordable, MOVE_NAMES
     if control not in ('probe', 'random', 'none'): raise ValueError(f"control={control!r}: use 'probe', 'random' or 'none'")
@@ -140,7 +140,7 @@ def intervene(model:nn.Module, # an `LMModel6`-like model (`i_h`, one-layer `nn.
     if any(toks[p] != ',' or p + 2 >= len(toks) or toks[p + 2] != 'to' for p in positions):
         raise ValueError("every position must be a ',' that a next round ('m1 to') follows")
     rng = np.random.default_rng(seed)
-    new = {}
+    new, old = {}, {}
     for k in ('h', 'c'):
         x = tr[k][positions, -1].astype(np.float64)                               # (n, d)
         edited, step = edit_towards(x, probes[k], target, margin)
@@ -148,20 +148,21 @@ def intervene(model:nn.Module, # an `LMModel6`-like model (`i_h`, one-layer `nn.
             r = rng.standard_normal(x.shape); r /= np.linalg.norm(r, axis=1, keepdims=True)
             edited = x + r * np.linalg.norm(step, axis=1, keepdims=True)
         elif control == 'none': edited = x
-        new[k] = torch.tensor(edited, dtype=torch.float32, device=model_device(model))[None]   # (1, n, d)
+        as_t = lambda a: torch.tensor(a, dtype=torch.float32, device=model_device(model))[None].contiguous()   # (1, n, d)
+        new[k], old[k] = as_t(edited), as_t(x)
     at = torch.as_tensor(positions)
     nxt = torch.stack([ids[at + 1], ids[at + 2]], 1).long().to(model_device(model))   # (n, 2): m1, 'to'
-    with evaluating(model):
-        out, _ = model.rnn(model.i_h(nxt), (new['h'].contiguous(), new['c'].contiguous()))
-        p = torch.softmax(model.h_o(out[:, -1]).float(), -1).cpu().numpy()        # (n, V): the distribution of player 2's move
     cols = [vocab.stoi[m] for m in MOVE_NAMES]
-    pm = p[:, cols]                                                               # (n, 8)
+    def moves(state):                                                             # (n, 8): player 2's move distribution after 'm1 to'
+        out, _ = model.rnn(model.i_h(nxt), (state['h'], state['c']))
+        return torch.softmax(model.h_o(out[:, -1]).float(), -1).cpu().numpy()[:, cols]
+    with evaluating(model): pm, p0 = moves(new), moves(old)
     energy = player_energies(toks[:len(toks) - toks[::-1].index('.')])[positions, 1]   # (n,) player 2's energy before the edit
-    rules = affordable(np.minimum(target, 3))                                     # (n, 8) what the rules allow at the edited energy
-    allowed = pm > tau
-    return pd.DataFrame(dict(position=positions, energy=energy, target=target, success=(allowed == rules).all(1),
-                             follows_original=(allowed == affordable(np.minimum(energy, 3))).all(1),
-                             illegal_mass=(pm * ~rules).sum(1), move_mass=pm.sum(1)))
+    rules, rules0 = affordable(np.minimum(target, 3)), affordable(np.minimum(energy, 3))   # (n, 8) what the rules allow after and before
+    before = ((p0 > tau) == rules0).all(1)                                        # unedited, the model allows what the rules allow
+    after = ((pm > tau) == rules).all(1)                                          # edited, what the rules allow at the edited energy
+    return pd.DataFrame(dict(position=positions, energy=energy, target=target, before=before, after=after, success=before & after,
+                             follows_original=((pm > tau) == rules0).all(1), illegal_mass=(pm * ~rules).sum(1)))
 
 def edit_positions(tokens:list, # the traced stream's tokens (`vocab.decode(ids)`)
                    held_out:np.ndarray, # the held-out mask of `energy_probe` (labelled ',' positions of held-out games)
