@@ -158,9 +158,9 @@ DATASETS = {d.name: d for d in [
                 _R+'score_oracle', _R+'prompt_game', dict(games=100_000, endless=False, players='uniform', samples=1000),
                 about='games of bor-bor-zan, split 80/20 by games, scored against the best possible model of their players'),
     DatasetInfo('human-numbers', _R+'human_numbers_data', 'word', dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16),
-                _R+'score_text', _R+'prompt_valid', about="fastai's counting corpus, split by windows like fastbook chapter 12"),
+                _R+'score_text', _R+'prompt_valid', dict(samples=1), about="fastai's counting corpus, split by windows like fastbook chapter 12"),
     DatasetInfo('nietzsche', _R+'nietzsche_data', 'char', dict(model='char_stateful_gru', hidden=256, layers=1, epochs=4, lr=3e-3, bs=64, sl=32),
-                _R+'score_text', _R+'prompt_valid', dict(offline=False, text=None),
+                _R+'score_text', _R+'prompt_valid', dict(offline=False, text=None, samples=1),
                 about="Nietzsche's text, character by character, split by windows"),
     DatasetInfo('text', _R+'text_data', None,
                 dict(char=dict(model='char_stateful_gru', hidden=256, layers=1, epochs=4, lr=7e-3, bs=64, sl=32),   # chosen by 08a_bench's search

@@ -108,14 +108,12 @@ def score_text(m, d, valid, s:RunSettings) -> dict:
     _stage('sampling')
     window = s.sl if s.target == 'next' else None
     prompt = dataset_info(s.dataset).prompter(d, s)
-    n = 1 if s.samples is None else s.samples
-    rep['samples'] = [generate(m, prompt, 200, d.vocab, temperature=0.5, window=window, seed=s.seed + i) for i in range(max(n, 1))]
-    rep['sample'] = rep['samples'][0]
-    if s.lines:
-        sep = '' if char else ' '
-        from bborzan.text import END
-        seen = set(_items(END + sep + sep.join(d.vocab.decode(d.train)) + sep + END, sep))   # every training item, whole
-        rep['items'] = sample_items(m, d.vocab, max(n, 1) * 10, seen, sep, window, s.seed)
+    n = 1 if s.samples is None else s.samples                   # 0: no samples
+    rep['samples'] = [generate(m, prompt, 200, d.vocab, temperature=0.5, window=window, seed=s.seed + i) for i in range(n)]
+    rep['sample'] = rep['samples'][0] if n else None
+    if s.lines and n:
+        from bborzan.text import train_items
+        rep['items'] = sample_items(m, d.vocab, n * 10, train_items(d), '' if char else ' ', window, s.seed)
     return rep
 
 # %% ../nbs/08e_run.ipynb #bcb43e18

@@ -175,7 +175,7 @@ def test_sweep_spares_other_folders(tmp_path):
 
 def test_disk_check_says_what_it_asks(tmp_path, monkeypatch):
     import re, shutil as sh
-    import bborzan.run as R
+    import bborzan.runfolder as R
     with R.RunFolder(tmp_path/'run') as rf:
         for free in (10**5, 10**6, 3 * 10**6):
             monkeypatch.setattr(R.shutil, 'disk_usage', lambda p, f=free: sh._ntuple_diskusage(10**9, 10**9 - f, f))
