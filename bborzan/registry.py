@@ -154,8 +154,8 @@ class DatasetInfo:
 # %% ../nbs/06a_registry.ipynb #f2e9dd0d
 _R = 'bborzan.run:'
 DATASETS = {d.name: d for d in [
-    DatasetInfo('borzan', _R+'borzan_data', 'word', dict(model='lm6', hidden=128, layers=1, epochs=8, lr=3e-3, bs=128, sl=32),
-                _R+'score_oracle', _R+'prompt_game', dict(games=100_000, endless=False, players='uniform', samples=1000),
+    DatasetInfo('borzan', _R+'borzan_data', 'word', dict(model='lm6', hidden=32, layers=1, epochs=10, lr=2e-2, bs=64, sl=16),   # chosen by 08a_bench's search
+                _R+'score_oracle', _R+'prompt_game', dict(games=25_000, endless=True, players='uniform', samples=1000),
                 about='games of bor-bor-zan, split 80/20 by games, scored against the best possible model of their players'),
     DatasetInfo('human-numbers', _R+'human_numbers_data', 'word', dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16),
                 _R+'score_text', _R+'prompt_valid', about="fastai's counting corpus, split by windows like fastbook chapter 12"),
