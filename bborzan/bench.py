@@ -278,10 +278,10 @@ def time_to_gap_table(res:dict # what `time_to_gap` returned
                      ) -> str:
     "`time_to_gap`'s result as a few lines: seconds and tokens to the target for each side, and each side's ratio to the reference."
     r, d = res['recipe'], res['default_recipe']
-    data = f"{'new' if d['endless'] else 'the same'} games every epoch ({d['games']:,} games' worth)"
+    data = f"{'new' if d['endless'] else 'the same'} games every epoch ({d['games']:,} games' worth)"   # what `--games` gives
     rows = [('reference', f"the reference notebook: LMModel4 (64), bs 128, sl 6, fit_one_cycle({res['ref_epochs']}, {res['ref_lr']:g}), its data pipeline"),
             ('default', f"bborzan train (its defaults): {d['model']} ({d['hidden']}x{d['layers']}), bs {d['bs']}, sl {d['sl']}, lr {d['lr']:g}, "
-                        f"{d['epochs']} epochs of {data}"),
+                        f"{d['epochs']} epochs, {data}"),
             ('fast', f"bborzan: {r['model']} ({r['hidden']}x{r['layers']}), bs {r['bs']}, sl {r['sl']}, lr {r['lr']:g}, new games every epoch (FAST_RECIPE)")]
     lines = [f"time until the validation gap is below {res['target']:g} nats/token ({res['n_valid']:,} validation games; the clock stops while it is measured):"]
     for k, what in rows:
