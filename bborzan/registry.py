@@ -163,7 +163,7 @@ DATASETS = {d.name: d for d in [
                 _R+'score_text', _R+'prompt_valid', dict(offline=False, text=None),
                 about="Nietzsche's text, character by character, split by windows"),
     DatasetInfo('text', _R+'text_data', None,
-                dict(char=dict(model='char_stateful_gru', hidden=256, layers=1, epochs=8, lr=5e-3, bs=64, sl=64),   # chosen by 08a_bench's search
+                dict(char=dict(model='char_stateful_gru', hidden=128, layers=1, epochs=8, lr=1e-2, bs=64, sl=64),   # chosen by 08a_bench's rule
                      word=dict(model='lm6', hidden=256, layers=2, epochs=4, lr=3e-3, bs=64, sl=32)),
                 _R+'score_text', _R+'prompt_text', dict(text=None, level='char', lines=False, valid=None, samples=3),
                 about='your own text file, by character, by word or one item per line; validation the last 10% or --valid'),
