@@ -153,6 +153,8 @@ TRAIN_BAD = {
     'unknown option': (['--colour', 'red'], ['unrecognized arguments']),
     'unknown device': (['--device', 'tpu'], ['tpu']),
     'too few games for the batches': (['--games', '20', '--epochs', '1'], ['use a smaller bs or sl']),
+    'endless and fixed': (['--endless', '--fixed'], ['--endless and --fixed: choose one']),
+    'fixed for another dataset': (['--dataset', 'human-numbers', '--fixed'], ['--fixed is an option of --dataset borzan only']),
     'nietzsche offline without the file': (['--dataset', 'nietzsche'], ['nietzsche.txt', '--offline']),
 }
 
