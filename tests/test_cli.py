@@ -114,6 +114,13 @@ def test_play_quit_and_eof(borzan_run):
     res = ok(bborzan('play', out, '--device', 'cpu', input=''))
     assert '(end of input)' in res.stdout and 'final score: you 0, the model 0 (0 games finished)' in res.stdout
 
+def test_train_fixed(tmp_path):
+    "New games every epoch is the default; --fixed trains on the same games every epoch, --endless says the default."
+    ok(bborzan('train', *TINY, '--fixed', '--quiet', '--out', tmp_path/'fixed'))
+    ok(bborzan('train', *TINY, '--quiet', '--out', tmp_path/'plain'))
+    assert json.loads((tmp_path/'fixed'/'report.json').read_text())['endless'] is False
+    assert json.loads((tmp_path/'plain'/'report.json').read_text())['endless'] is True
+
 def test_train_human_numbers(hn_run):
     out, res = hn_run
     rep = json.loads((out/'report.json').read_text())
