@@ -58,8 +58,8 @@ def train(dataset:str=None, # the corpus (see the list below; default borzan, or
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}   # not `in (None, False)`: 0 == False (--samples 0)
     if fixed: opts['endless'] = False
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, seed, **opts,
-                     device=device, quiet=quiet, force=force, resume=resume, tensorboard=tensorboard, command=_command_line())
-    rep = train_run(s, out=out or _default_out(s))      # the settings were checked before torch was imported
+                     device=device, quiet=quiet, force=force, command=_command_line())
+    rep = train_run(s, out=out or _default_out(s), resume=resume, tensorboard=tensorboard)   # checked before torch is imported; both need the --out
     try: print(format_report(rep), flush=True)
     except (KeyboardInterrupt, Terminated) as e:                # the run is saved already: say so, not "no run was saved"
         raise Interrupted(e.code if isinstance(e, Terminated) else 130, f"interrupted after the run was saved in {rep['out']}") from None
