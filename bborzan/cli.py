@@ -55,7 +55,7 @@ def train(dataset:str=None, # the corpus (see the list below; default borzan, or
     need(not (endless and fixed), "--endless and --fixed: choose one (new games every epoch, or the same games)")
     need(not fixed or (dataset or ('text' if text is not None else 'borzan')) == 'borzan', "--fixed is an option of --dataset borzan only")
     opts = dict(games=games, players=players, samples=samples, endless=endless, text=text, level=level, lines=lines, valid=valid, offline=offline)
-    opts = {k: v for k, v in opts.items() if v is not None and v is not False}   # not `in (None, False)`: 0 == False (--samples 0)
+    opts = {k: v for k, v in opts.items() if v not in (None, False)}
     if fixed: opts['endless'] = False
     s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, seed, **opts,
                      device=device, quiet=quiet, force=force, command=_command_line())
