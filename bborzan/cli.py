@@ -38,7 +38,8 @@ def train(dataset:str=None, # the corpus (see the list below; default borzan, or
           games:int=None, # borzan: games to play, split 80/20
           players:str=None, # borzan: who plays the games: uniform, sensible, cautious, echoK, or A,B (scored against their own oracle)
           samples:int=None, # borzan: games the model writes to check their legality; text: texts (or, with --lines, tens of items) in the report; 0: none
-          endless:bool=False, # borzan: train on new games every epoch (as many tokens as --games gives; validation games fixed)
+          endless:bool=False, # borzan: train on new games every epoch, as many tokens as --games gives, validation games fixed (the default)
+          fixed:bool=False, # borzan: train on the same --games games every epoch instead (the reference notebook's way)
           text:str=None, # your own UTF-8 text file to train on (or, with --dataset nietzsche, the nietzsche.txt to use)
           level:str=None, # your own text: char (default) or word (split on white space)
           lines:bool=False, # your own text: one item per line (names, words...), each with its own start and end
@@ -51,10 +52,14 @@ def train(dataset:str=None, # the corpus (see the list below; default borzan, or
           tensorboard:bool=False, # also write TensorBoard event files into the run's folder (needs the tensorboard package)
          ) -> dict:
     "Train a language model, score it (against the oracle for bor-bor-zan; loss and bits per character for text) and save it."
+    need(not (endless and fixed), "--endless and --fixed: choose one (new games every epoch, or the same games)")
+    need(not fixed or (dataset or ('text' if text is not None else 'borzan')) == 'borzan', "--fixed is an option of --dataset borzan only")
     opts = dict(games=games, players=players, samples=samples, endless=endless, text=text, level=level, lines=lines, valid=valid, offline=offline)
-    s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, seed, **{k: v for k, v in opts.items() if v is not None and v is not False},
+    opts = {k: v for k, v in opts.items() if v is not None and v is not False}   # 0 (e.g. --samples 0) is a value, not an absence
+    if fixed: opts['endless'] = False
+    s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, seed, **opts,
                      device=device, quiet=quiet, force=force, command=_command_line())
-    rep = train_run(s, out=out or _default_out(s), resume=resume, tensorboard=tensorboard)   # checked before torch is imported
+    rep = train_run(s, out=out or _default_out(s), resume=resume, tensorboard=tensorboard)   # checked before torch is imported; both need the --out
     if rep.get('rank'): return rep                          # under torchrun, rank 0 alone prints the report
     try: print(format_report(rep), flush=True)
     except (KeyboardInterrupt, Terminated) as e:                # the run is saved already: say so, not "no run was saved"

@@ -154,8 +154,8 @@ class DatasetInfo:
 # %% ../nbs/06a_registry.ipynb #f2e9dd0d
 _R = 'bborzan.run:'
 DATASETS = {d.name: d for d in [
-    DatasetInfo('borzan', _R+'borzan_data', 'word', dict(model='lm6', hidden=128, layers=1, epochs=8, lr=3e-3, bs=128, sl=32),
-                _R+'score_oracle', _R+'prompt_game', dict(games=100_000, endless=False, players='uniform', samples=1000),
+    DatasetInfo('borzan', _R+'borzan_data', 'word', dict(model='lm6', hidden=32, layers=1, epochs=10, lr=2e-2, bs=64, sl=16),   # chosen by 08a_bench's search
+                _R+'score_oracle', _R+'prompt_game', dict(games=25_000, endless=True, players='uniform', samples=1000),
                 about='games of bor-bor-zan, split 80/20 by games, scored against the best possible model of their players'),
     DatasetInfo('human-numbers', _R+'human_numbers_data', 'word', dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16),
                 _R+'score_text', _R+'prompt_valid', dict(samples=1), about="fastai's counting corpus, split by windows like fastbook chapter 12"),
@@ -163,7 +163,7 @@ DATASETS = {d.name: d for d in [
                 _R+'score_text', _R+'prompt_valid', dict(offline=False, text=None, samples=1),
                 about="Nietzsche's text, character by character, split by windows"),
     DatasetInfo('text', _R+'text_data', None,
-                dict(char=dict(model='char_stateful_gru', hidden=256, layers=1, epochs=4, lr=7e-3, bs=64, sl=32),   # chosen by 08a_bench's search
+                dict(char=dict(model='char_stateful_gru', hidden=128, layers=1, epochs=8, lr=1e-2, bs=64, sl=64),   # chosen by 08a_bench's rule
                      word=dict(model='lm6', hidden=256, layers=2, epochs=4, lr=3e-3, bs=64, sl=32)),
                 _R+'score_text', _R+'prompt_text', dict(text=None, level='char', lines=False, valid=None, samples=3),
                 about='your own text file, by character, by word or one item per line; validation the last 10% or --valid'),

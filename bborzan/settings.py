@@ -112,7 +112,7 @@ def run_settings(dataset:str|None=None, # a name in `DATASETS`; None: 'text' whe
     if dataset is None: dataset = 'text' if kwargs.get('text') is not None else 'borzan'
     need(dataset in DATASETS, f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
     info = dataset_info(dataset)
-    given = {k: v for k, v in kwargs.items() if k in _OPTS and v != _OPTS[k]}
+    given = {k: v for k, v in kwargs.items() if k in _OPTS and (v != _OPTS[k] or (k in info.options and v is not None))}   # e.g. endless=False where the default is True
     for k in given:
         need(k in info.options, f"--{k} is not an option of --dataset {dataset}: " +
              (f"it takes {', '.join('--' + o for o in info.options)}" if info.options else "it takes none")

@@ -114,6 +114,13 @@ def test_play_quit_and_eof(borzan_run):
     res = ok(bborzan('play', out, '--device', 'cpu', input=''))
     assert '(end of input)' in res.stdout and 'final score: you 0, the model 0 (0 games finished)' in res.stdout
 
+def test_train_fixed(tmp_path):
+    "New games every epoch is the default; --fixed trains on the same games every epoch, --endless says the default."
+    ok(bborzan('train', *TINY, '--fixed', '--quiet', '--out', tmp_path/'fixed'))
+    ok(bborzan('train', *TINY, '--quiet', '--out', tmp_path/'plain'))
+    assert json.loads((tmp_path/'fixed'/'report.json').read_text())['endless'] is False
+    assert json.loads((tmp_path/'plain'/'report.json').read_text())['endless'] is True
+
 def test_train_human_numbers(hn_run):
     out, res = hn_run
     rep = json.loads((out/'report.json').read_text())
@@ -140,6 +147,8 @@ def test_bench_quality():
     res = ok(bborzan('bench', '--games', '600', '--target', '0.5', '--device', 'cpu', '--quiet'))
     assert 'time until the validation gap is below 0.5 nats/token' in res.stdout
     assert 'the reference notebook: LMModel4' in res.stdout and 'bborzan: lm4' in res.stdout and 'tokens/s' not in res.stdout
+    assert 'bborzan train (its defaults): lm6' in res.stdout
+    assert res.stdout.count('faster than the reference') + res.stdout.count('as long as the reference') == 2   # a ratio for each of ours
 
 # ---- bad input ----
 TRAIN_BAD = {
@@ -152,6 +161,8 @@ TRAIN_BAD = {
     'unknown option': (['--colour', 'red'], ['unrecognized arguments']),
     'unknown device': (['--device', 'tpu'], ['tpu']),
     'too few games for the batches': (['--games', '20', '--epochs', '1'], ['use a smaller bs or sl']),
+    'endless and fixed': (['--endless', '--fixed'], ['--endless and --fixed: choose one']),
+    'fixed for another dataset': (['--dataset', 'human-numbers', '--fixed'], ['--fixed is an option of --dataset borzan only']),
     'nietzsche offline without the file': (['--dataset', 'nietzsche'], ['nietzsche.txt', '--offline']),
 }
 
