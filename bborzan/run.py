@@ -242,13 +242,8 @@ def train_run(s:RunSettings, # from `run_settings`: every setting of the run
 
 def _with_how(s:RunSettings, how:dict) -> RunSettings:
     "`s` with some of how-to-run fields changed, checked like `run_settings` checks them."
-    for k in ('force', 'resume', 'quiet', 'tensorboard'):
-        if k in how: need(isinstance(how[k], bool), f"{k}={how[k]!r}: pass True or False")
-    if how.get('out') is not None: how = {**how, 'out': str(how['out'])}
-    s = dataclasses.replace(s, **how)
-    need(not s.resume or s.out is not None, "--resume continues a run saved in a folder: give its --out")
-    need(not s.tensorboard or s.out is not None, "--tensorboard writes its logs into the run's folder: give an --out")
-    return s
+    from bborzan.settings import check_how, _HOW_NAMES
+    return dataclasses.replace(s, **check_how({**{k: getattr(s, k) for k in _HOW_NAMES}, **how}))
 
 # %% ../nbs/08e_run.ipynb #3ba56b72
 def _resume_state(out:Path, s:RunSettings) -> dict:
