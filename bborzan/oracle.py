@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['WORDS', 'POSITION_KINDS', 'TranscriptError', 'position_kinds', 'check_transcript', 'next_token_probs', 'mover_energy',
-           'player_energies', 'OracleStats', 'oracle_stats', 'population_stats']
+           'player_energies', 'OracleStats', 'oracle_stats', 'population_stats', 'EnergiesOnly']
 
 # %% ../nbs/02_oracle.ipynb #d2be1a49
 import math
@@ -314,3 +314,38 @@ def population_stats(player1=uniform_player, # player 1's policy (of the two ene
     tokens = count.sum()
     return OracleStats(nll.sum() / tokens, acc.sum() / tokens, acc.sum() / tokens, tokens, math.inf, rounds,
                        _by_position(count, nll, acc, acc))
+
+# %% ../nbs/02_oracle.ipynb #544a88a2
+class EnergiesOnly:
+    "The best predictor of a history `player`'s moves that sees the energies and the rounds played (up to its `history`), no past move: estimated from games."
+    def __init__(self, player, # the history player to imitate, e.g. `EchoPlayer(4, 0.5)`
+                 games,        # games it played, as a `Games`, texts or tokens (the more, the closer the estimate)
+                 side:int=1):  # which player of `games` it was: 1 or 2
+        if side not in (1, 2): raise ValueError(f"side must be 1 or 2, the player of `games` to imitate, got {side!r}")
+        self.player, self.history = player, history_len(player)
+        st = _parse(_tokens(games))
+        if not len(st.rnd): raise ValueError("there are no rounds to learn from: pass some games of `player`")
+        h1, h2 = _history(st, self.history)                                       # (R, H) each
+        me, opp, mine, theirs = (st.e1, st.e2, h1, h2) if side == 1 else (st.e2, st.e1, h2, h1)
+        p = move_probs(player, me, opp, mine, theirs)                             # (R, 8) exact, given the whole history
+        keys, inv = np.unique(self._key(me, opp, theirs), return_inverse=True)    # (S,), (R,) visible states
+        inv = inv.ravel()
+        self.keys = keys
+        self.table = np.stack([np.bincount(inv, p[:, j], len(keys)) for j in range(8)], 1) / np.bincount(inv)[:, None]   # (S, 8)
+
+    def _key(self, me, opp, theirs):
+        "One integer per visible state: own energy, the opponent's, and how many past rounds there are (up to `history`)."
+        seen = (np.asarray(theirs)[:, :self.history] > 0).sum(1) if self.history else np.zeros(len(me), np.int64)   # (n,)
+        return (np.asarray(me, np.int64) * 1024 + np.asarray(opp, np.int64)) * 1024 + seen
+
+    def __repr__(self): return f"EnergiesOnly({self.player!r}, {len(self.keys)} states)"
+
+    def __call__(self, me, opp, mine, theirs) -> np.ndarray:
+        "(n, 8) probabilities: the table's row for each visible state; the player without history where the sample never saw it."
+        k = self._key(me, opp, theirs)                                            # (n,)
+        i = np.searchsorted(self.keys, k).clip(0, len(self.keys) - 1)             # (n,)
+        hit = self.keys[i] == k
+        out = move_probs(self.player, me, opp, np.zeros_like(mine), np.zeros_like(theirs)).astype(float)   # (n, 8) no past moves
+        out[hit] = self.table[i[hit]]
+        return out
+
