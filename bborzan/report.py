@@ -68,7 +68,9 @@ def format_report(r:dict # what `train_run` returned
     lines = [head, f"validation loss    {r['valid_loss']:.4f} nats/token"]
     if 'floor_nats' in r:
         lines += [f"oracle floor       {r['floor_nats']:.4f} nats/token (the best possible, on the same tokens)",
-                  f"gap                {r['gap_nats']:.4f} nats/token",
+                  f"gap                {r['gap_nats']:.4f} nats/token"
+                  + (f"; {r['gap_from_start']:.4f} on the games each row read from their start"
+                     if r.get('gap_from_start') is not None else ''),
                   f"accuracy           {r['accuracy']:.4f} (best possible {r['best_accuracy']:.4f})",
                   f"illegal-move mass  {r['illegal_mass']:.2e} (probability on moves the rules forbid)"
                   + (f"; {r['illegal_mass_from_start']:.2e} on the games each row read from their start"
