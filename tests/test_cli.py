@@ -85,7 +85,7 @@ def test_load_round_trip(borzan_run):
     rep = json.loads((out/'report.json').read_text())
     m, v, cfg = load_model(out/'model.pth', device='cpu')
     assert cfg['name'] == 'lm6' and cfg['kwargs']['n_hidden'] == 8 and cfg['extra']['dataset'] == 'borzan'
-    ev = evaluate_borzan(m, borzan_corpus(300, seed=42), v, bs=8, sl=32)     # the report reads the validation games in 8 rows
+    ev = evaluate_borzan(m, borzan_corpus(300, seed=42), v, bs=8, sl=cfg['extra']['sl'])   # as the report reads them: 8 rows, the run's windows
     assert abs(ev.loss - rep['valid_loss']) < 1e-5 and abs(ev.floor - rep['floor_nats']) < 1e-9
 
 def test_sample_games(borzan_run):
