@@ -282,8 +282,8 @@ class EndlessGames:
         parts, have, i = [], 0, 0
         while have < self.n_tokens:                       # ~18 tokens a game: one batch of games is nearly always enough
             n = max(64, int((self.n_tokens - have) / 16) + 64)
-            toks = ''.join(generate_games(n, seed=_epoch_seed(self.seed, epoch * 1_000 + i), **self.players).docs()).split()
-            parts.append(self.vocab.encode(toks)); have += len(toks); i += 1
+            ids = generate_games(n, seed=_epoch_seed(self.seed, epoch * 1_000 + i), **self.players).ids(self.vocab.stoi)
+            parts.append(torch.from_numpy(ids)); have += len(ids); i += 1   # the ids of the games' text, without writing it
         return torch.cat(parts)[:self.n_tokens]
 
     def loader(self, bs:int=128, # batch size

@@ -346,6 +346,18 @@ class Games:
         pieces[self.offsets[1:] + np.arange(n)] = 'end . \n'
         return ''.join(pieces).split('\n')[:-1]
 
+    def ids(self, word_ids # the id of each word of the text: a dict (or a `Vocab`'s `stoi`) holding every move name, 'to', ',', 'end', '.'
+           ) -> np.ndarray: # (4 * n_rounds + 2 * n_games,) int64: the games' tokens, game after game
+        "Every game's tokens as ids, straight from the moves: the same as encoding `''.join(docs()).split()`, without the text."
+        n, nr = len(self), len(self.moves1)
+        move = np.array([0] + [word_ids[w] for w in TEXT[1:]], np.int64)   # (9,) id of move m
+        out = np.empty(4 * nr + 2 * n, np.int64)
+        at = 4 * np.arange(nr) + 2 * np.repeat(np.arange(n), self.lengths)   # (n_rounds,) where each round's 4 tokens start
+        out[at], out[at + 1], out[at + 2], out[at + 3] = move[self.moves1], word_ids['to'], move[self.moves2], word_ids[',']
+        end = 4 * self.offsets[1:] + 2 * np.arange(n)                         # (n_games,) where each 'end .' starts
+        out[end], out[end + 1] = word_ids['end'], word_ids['.']
+        return out
+
 # %% ../nbs/01_game.ipynb #ad3c78d3
 def generate_games(n:int,                 # number of games
                    seed:int=42,           # seed of the NumPy random Generator: same seed, same games, on any machine
