@@ -397,4 +397,4 @@ def cheapest_legal(table, # `legality_trial` finals, one row per recipe (a DataF
 
 
 # %% ../nbs/08a_bench.ipynb #a91e2578
-LEGAL_RECIPE = dict(model='lm6', hidden=48, layers=1, bs=128, sl=32, lr=1.5e-2, wd=0., epochs=80, games=100_000)   # the probes lesson's recipe: one of the candidates above
+LEGAL_RECIPE = dict(model='lm6', hidden=64, layers=1, bs=128, sl=32, lr=1e-2, wd=0., epochs=48, games=100_000)   # the probes lesson's recipe: one of the candidates above
