@@ -301,14 +301,14 @@ def default_trial(valid:list, # validation game texts the gap is measured on (as
                   device=None, # where it trains; default `get_device()`
                   **kwargs # settings to change in `default_run()`: hidden, bs, sl, lr, epochs, games, endless, ...
                  ) -> dict:
-    "One candidate for the plain `bborzan train`: trained every epoch the way `train_run` trains it, its time to `target`, and its report's final gap and legal share."
+    "One candidate for the plain `bborzan train`: trained every epoch the way `train_run` trains it, its time to `target`, and its report's final gap and legal share (with its 95% interval)."
     from bborzan.run import score_oracle
     s = default_run(samples=samples, **kwargs)
     log, m, d, dls = run_to_gap(s, valid, target, stop=False, device=device)
     hit = next((row for row in log if row['gap'] < target), None)
     rep = score_oracle(m, d, dls.valid, s)
     return dict(**_run_recipe(s), to_target_s=hit['seconds'] if hit else float('nan'), train_s=log[-1]['seconds'],
-                gap=rep['gap_nats'], legal=rep.get('legal_fraction'))
+                gap=rep['gap_nats'], legal=rep.get('legal_fraction'), **dict(zip(('legal_lo', 'legal_hi'), rep.get('legal_interval_95', (None, None)))))
 
 def choose_default(table, # `default_trial` rows (a DataFrame)
                    reference_s:float, # the reference notebook's seconds to the target, measured in the same run
