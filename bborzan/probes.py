@@ -115,6 +115,7 @@ def edit_by_means(x:np.ndarray, # (n, d) states
                  ) -> tuple:
     "`(edited, step)`: each state moved by the difference of the class means, from its own energy's to the target's; `step` (n, d) is the move."
     target, source = np.minimum(np.atleast_1d(target), 3), np.minimum(np.atleast_1d(source), 3)
+    if (target < 0).any() or (source < 0).any(): raise ValueError("energies are 0 or more: pass each state's energy class (0..3) and the target's")
     step = means[target] - means[source]                                          # (n, d)
     if np.isnan(step).any(): raise ValueError("an energy class had no fitting positions, so it has no mean: trace a longer stream")
     return np.asarray(x, np.float64) + step, step
