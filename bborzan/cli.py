@@ -28,7 +28,8 @@ class CLIError(ValueError):
 def train(dataset:str=None, # the corpus (see the list below; default borzan, or text when --text is given)
           model:str=None, # a registry model of the dataset's family (default: the dataset's)
           epochs:int=None, # passes over the training data
-          lr:float=None, # peak learning rate of the one cycle
+          lr:float=None, # peak learning rate of the one cycle (of the first, with a restart)
+          restart:int=None, # a warm restart: a first one-cycle over this many epochs, then a second at half the peak over the rest; 0: one cycle (default: the dataset's, e.g. borzan's 10 of 40, where it comes before the last epoch)
           hidden:int=None, # hidden size
           layers:int=None, # stacked layers (for the models that stack)
           bs:int=None, # batch size: rows read in parallel (all processes together under torchrun)
@@ -57,7 +58,7 @@ def train(dataset:str=None, # the corpus (see the list below; default borzan, or
     opts = dict(games=games, players=players, samples=samples, endless=endless, text=text, level=level, lines=lines, valid=valid, offline=offline)
     opts = {k: v for k, v in opts.items() if v is not None and v is not False}   # 0 (e.g. --samples 0) is a value, not an absence
     if fixed: opts['endless'] = False
-    s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, seed, **opts,
+    s = run_settings(dataset, model, epochs, lr, hidden, layers, bs, sl, seed, restart, **opts,
                      device=device, quiet=quiet, force=force, command=_command_line())
     rep = train_run(s, out=out or _default_out(s), resume=resume, tensorboard=tensorboard)   # checked before torch is imported; both need the --out
     if rep.get('rank'): return rep                          # under torchrun, rank 0 alone prints the report
@@ -85,7 +86,8 @@ def _train_help() -> str:
         for lv in (('char', 'word') if d.family is None else (None,)):
             x = d.defaults_for(lv)
             opts = ', '.join(f"--{k}" for k in d.options if k != 'level')
-            rows.append(f"  {d.name + (f' --level {lv}' if lv else ''):22s} {x['model']} {x['hidden']}x{x['layers']}, {x['epochs']} epochs, "
+            rows.append(f"  {d.name + (f' --level {lv}' if lv else ''):22s} {x['model']} {x['hidden']}x{x['layers']}, {x['epochs']} epochs"
+                        + (f" (restart after {x['restart']})" if x.get('restart') else '') + ", "
                         f"lr {x['lr']:g}, bs {x['bs']}, sl {x['sl']}" + (f"; options {opts}" if opts else ''))
     return "datasets and their defaults:\n" + '\n'.join(rows) + f"\nmodels: {', '.join(MODELS)} (`bborzan.registry.MODELS`)"
 

@@ -329,11 +329,11 @@ def _train(s:RunSettings, dev, rf, state, rank:int=0, world:int=1) -> dict:
         if s.tensorboard: cbs.append(TensorBoardLog(rf.tmp/'tensorboard'))
         say(f"per-epoch metrics as it trains: {rf.tmp/'metrics.csv'}" + (f"; tensorboard --logdir {rf.tmp/'tensorboard'}" if s.tensorboard else '')
             + f" (moved into {rf.out} when the run is saved)")
-    try: hist = fit(trained, dls.train, dls.valid, s.epochs, s.lr, wd=s.wd, alpha=s.alpha, beta=s.beta, device=dev, quiet=s.quiet,
+    try: hist = fit(trained, dls.train, dls.valid, s.epochs, s.lr, **s.fit_options(), device=dev, quiet=s.quiet,
                     resume=None if state is None else state['fit_state'], cbs=cbs)
     except ResumeError as e: raise RunError(f"the interrupted run's checkpoint does not fit this run ({str(e).removeprefix('resume: ').split(' (')[0]}): "
                                             "run without --resume to start again") from None
-    rep = dict(**{k: getattr(s, k) for k in ('dataset', 'model', 'epochs', 'lr', 'hidden', 'layers', 'bs', 'sl', 'games', 'endless', 'seed')},
+    rep = dict(**{k: getattr(s, k) for k in ('dataset', 'model', 'epochs', 'restart', 'lr', 'hidden', 'layers', 'bs', 'sl', 'games', 'endless', 'seed')},
                source=d.source, device=str(dev), processes=world, model_kwargs=kwargs,
                train_seconds=time.perf_counter() - t1, train_loss=hist.last['train_loss'],
                tokens_seen=s.epochs * len(dls.train) * s.bs * s.sl,

@@ -48,12 +48,13 @@ class RunSettings:
     dataset: str                       # a name in `DATASETS`
     model: str                         # a name in `MODELS`
     epochs: int
-    lr: float                          # peak learning rate of the one cycle
+    lr: float                          # peak learning rate of the (first) one cycle
     hidden: int
     layers: int
     bs: int                            # batch size: rows read in parallel (all processes together)
     sl: int                            # tokens per window
     seed: int = 42                     # the data's and the weights' random seed
+    restart: int|None = None           # a warm restart: a first one-cycle over this many epochs, then a second at half the peak; None: one cycle
     # the dataset's own options (`DatasetInfo.options`); None where it takes no such option
     games: int|None = None             # bor-bor-zan: games to play, split 80/20
     endless: bool = False              # bor-bor-zan: new games every epoch
@@ -66,7 +67,7 @@ class RunSettings:
     valid: str|None = None             # your own text: a validation file (default: the last 10%)
     # from the model's registry entry
     target: str = 'seq'                # 'seq' or 'next'
-    wd: float = 0.01                   # weight decay
+    wd: float = 0.01                   # weight decay (the dataset's own, where it names one for its default model)
     alpha: float = 0.                  # AR weight
     beta: float = 0.                   # TAR weight
     # how this process runs it: not compared on --resume
@@ -85,6 +86,10 @@ class RunSettings:
     def defining(self) -> dict:
         "The fields that define the run (what `--resume` must find unchanged)."
         return {f.name: getattr(self, f.name) for f in fields(self) if not f.metadata.get('how')}
+
+    def fit_options(self) -> dict:
+        "What `fit` takes from these settings besides the epochs and the peak: weight decay, AR/TAR weights, the warm restart."
+        return dict(wd=self.wd, alpha=self.alpha, beta=self.beta, restart=None if self.restart is None else (self.restart, self.lr / 2))
 
     def differences(self, other:dict # the `defining()` of another run, e.g. read from a resume file
                    ) -> list:
@@ -114,6 +119,7 @@ def run_settings(dataset:str|None=None, # a name in `DATASETS`; None: 'text' whe
                  epochs:int|None=None, lr:float|None=None, hidden:int|None=None, layers:int|None=None,
                  bs:int|None=None, sl:int|None=None,
                  seed:int=42, # random seed of the data and of training, 0 <= seed < 2**32
+                 restart:int|None=None, # epochs of a first one-cycle before a warm restart at half the peak; 0: one cycle; None: the dataset's, where it comes before the last epoch
                  **kwargs # the dataset's options (games, endless, players, samples, text, offline, level, lines, valid) and how to run (device, out, force, resume, quiet, tensorboard, command)
                 ) -> RunSettings:
     "The run's settings: the dataset's defaults where an argument is None, the model's regularisation, every value checked."
@@ -139,6 +145,11 @@ def run_settings(dataset:str|None=None, # a name in `DATASETS`; None: 'text' whe
         need(sl in (None, m.window), f"{m.name} reads exactly {m.window} tokens: leave out --sl or use --sl {m.window}")
         chosen['sl'] = m.window
     for k in ('epochs', 'hidden', 'layers', 'bs', 'sl'): need_whole(chosen[k], k)
+    if restart is None: restart = d.get('restart') if d.get('restart', math.inf) < chosen['epochs'] else None
+    else:
+        need_whole(restart, 'restart', 0)
+        need(restart < chosen['epochs'], f"--restart {restart}: the first cycle must end before the last epoch: use 1 to {chosen['epochs'] - 1}, or 0 for one cycle")
+    chosen['restart'] = restart or None
     lr = chosen['lr']
     need(isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < math.inf, f"--lr {lr}: the learning rate must be positive and finite (e.g. 3e-3)")
     need(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**32, f"--seed {seed}: use a whole number from 0 to {2**32 - 1}")
@@ -152,5 +163,6 @@ def run_settings(dataset:str|None=None, # a name in `DATASETS`; None: 'text' whe
     for k in ('text', 'valid'):
         if opts[k] is not None: opts[k] = str(Path(opts[k]).expanduser().absolute())
     how = check_how({k: kwargs[k] for k in _HOW_NAMES if k in kwargs})
-    s = RunSettings(dataset=dataset, **chosen, seed=seed, **opts, target=m.predicts, **m.reg, **how)
+    reg = {**m.reg, **({'wd': d['wd']} if 'wd' in d and chosen['model'] == d['model'] else {})}   # the dataset's weight decay is for its own model
+    s = RunSettings(dataset=dataset, **chosen, seed=seed, **opts, target=m.predicts, **reg, **how)
     return s

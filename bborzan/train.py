@@ -4,8 +4,9 @@
 
 # %% auto #0
 __all__ = ['returns_activations', 'SeqLearner', 'lm_learner', 'LayoutError', 'check_layout', 'lm_loss', 'ar_tar', 'train_loss',
-           'Evaluation', 'evaluate', 'History', 'fit_state', 'ResumeError', 'check_fit_state', 'DivergedError',
-           'CancelFit', 'Callback', 'FitRun', 'EpochEnd', 'Checkpoint', 'fit', 'CSVLog', 'TensorBoardLog']
+           'Evaluation', 'evaluate', 'History', 'fit_state', 'ResumeError', 'check_fit_state', 'OneCycles',
+           'DivergedError', 'CancelFit', 'Callback', 'FitRun', 'EpochEnd', 'Checkpoint', 'fit', 'CSVLog',
+           'TensorBoardLog']
 
 # %% ../nbs/07_train.ipynb #c97f5ac3
 import sys, csv, time, math
@@ -236,6 +237,9 @@ def _resume(st:dict, model, opt, sched, hist:History, epochs:int, n_batches:int)
     if (st['epochs'], st['n_batches']) != (epochs, n_batches):
         raise ResumeError(f"resume: that run had {st['epochs']} epochs of {st['n_batches']} batches, this one {epochs} of {n_batches}: "
                           "resume with the same settings and data")
+    if ('cycles' in st['sched']) != isinstance(sched, OneCycles):
+        raise ResumeError(f"resume: that run had {'a warm restart' if 'cycles' in st['sched'] else 'one cycle'}, this one "
+                          f"{'a warm restart' if isinstance(sched, OneCycles) else 'one cycle'}: resume with the same settings (restart)")
     try:
         model.load_state_dict(st['model']); opt.load_state_dict(st['opt']); sched.load_state_dict(st['sched'])
         torch.set_rng_state(st['rng'])
@@ -246,17 +250,58 @@ def _resume(st:dict, model, opt, sched, hist:History, epochs:int, n_batches:int)
     if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
     return st['epoch'] + 1
 
+# %% ../nbs/07_train.ipynb #bcc07782
+def _one_cycle(o, lr, steps, pct_start, moms):
+    "`OneCycleLR` over `steps` steps peaking at `lr`, with fastai's defaults."
+    if pct_start * steps == 1: pct_start += 0.5 / steps   # OneCycleLR divides by pct_start*steps - 1: keep it off zero
+    return torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=steps, pct_start=pct_start,
+                                               base_momentum=moms[1], max_momentum=moms[0], div_factor=25., final_div_factor=1e5)
+
+class OneCycles:
+    "One-cycle schedules one after another (warm restarts, as in SGDR): each cycle `(steps, peak lr)`; steps, saves and loads like one `OneCycleLR`."
+    def __init__(self, opt, # the optimiser whose learning rate (and momentum) it sets
+                 cycles:list, # `(steps, peak lr)` of each cycle, in order
+                 pct_start:float=0.25, moms:tuple=(0.95, 0.85), # as in `fit`, for every cycle
+                ):
+        self.opt, self.cycles, self.pct_start, self.moms = opt, [(int(n), float(lr)) for n, lr in cycles], pct_start, moms
+        self._start(0)
+
+    def _start(self, i):
+        self.cycle, self.n = i, 0
+        self.cur = _one_cycle(self.opt, self.cycles[i][1], self.cycles[i][0], self.pct_start, self.moms)   # sets the cycle's first lr
+
+    def step(self):
+        "One optimiser step done: the next step's learning rate and momentum, in this cycle or at the start of the next."
+        self.n += 1
+        if self.n < self.cycles[self.cycle][0]: self.cur.step()
+        elif self.cycle + 1 < len(self.cycles): self._start(self.cycle + 1)
+
+    def state_dict(self) -> dict: return dict(cycle=self.cycle, n=self.n, cycles=list(self.cycles), cur=self.cur.state_dict())
+
+    def load_state_dict(self, st:dict):
+        "Continue where `st` was saved; the optimiser's own state (its learning rate and momentum now) is kept."
+        if [tuple(c) for c in st['cycles']] != self.cycles: raise ValueError(f"the schedule had cycles {st['cycles']}, this one {self.cycles}")
+        groups = [dict(g) for g in self.opt.param_groups]
+        self._start(st['cycle']); self.n = st['n']; self.cur.load_state_dict(st['cur'])
+        for g, was in zip(self.opt.param_groups, groups): g.update({k: was[k] for k in ('lr', 'betas', 'momentum') if k in was})
+
+
 # %% ../nbs/07_train.ipynb #9db0767d
 class DivergedError(ValueError):
     "Training that diverged: a loss became infinite or NaN."
 
-def _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start):
+def _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start, restart):
     if not isinstance(epochs, (int, np.integer)) or epochs < 1: raise ValueError(f"epochs={epochs!r}: train for a whole number of epochs, at least 1")
     if not 0 < lr < math.inf: raise ValueError(f"lr={lr!r}: the learning rate must be positive and finite (3e-3 is a good start for Adam)")
     if opt not in ('adamw', 'sgd'): raise ValueError(f"opt={opt!r}: use 'adamw' or 'sgd'")
     if clip is not None and not clip > 0: raise ValueError(f"clip={clip!r}: clip the gradient norm to a positive value, or pass None")
     if alpha < 0 or beta < 0: raise ValueError(f"alpha={alpha}, beta={beta}: AR/TAR weights can't be negative")
     if not 0 < pct_start < 1: raise ValueError(f"pct_start={pct_start}: the warm-up share must be between 0 and 1")
+    if restart is not None:
+        ok = (isinstance(restart, (tuple, list)) and len(restart) == 2 and all(isinstance(v, (int, float, np.integer)) and not isinstance(v, bool) for v in restart)
+              and int(restart[0]) == restart[0])
+        if not (ok and 1 <= restart[0] < epochs and 0 < restart[1] < math.inf):
+            raise ValueError(f"restart={restart!r}: give (epochs of the first cycle, from 1 to {epochs - 1}; the second cycle's positive peak lr), or None for one cycle")
     for name, dl in (('train', train), ('valid', valid)):
         if dl is None and name == 'valid': continue
         try: n = len(dl)
@@ -316,6 +361,7 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         wd:float=0.01, # weight decay (decoupled for AdamW)
         moms:tuple=(0.95, 0.85), # momentum (Adam's beta1) at the start/end and at the peak of the cycle
         pct_start:float=0.25, # share of the steps spent warming the learning rate up
+        restart:tuple|None=None, # (epochs, lr): a first one-cycle over these epochs, then a second over the rest peaking at `lr` (a warm restart); None: one cycle
         clip:float|None=None, # clip the gradient norm to this (None: no clipping)
         alpha:float=0., # AR weight (models returning (logits, raw, dropped))
         beta:float=0., # TAR weight (likewise)
@@ -325,19 +371,18 @@ def fit(model:nn.Module, # the model to train (moved to `device`)
         resume:dict|None=None, # a `fit_state` (from `Checkpoint` or `FitRun.state()`): continue after its epoch, as if never stopped
         cbs:list=(), # `Callback`s: tracking (`EpochEnd`), checkpoints (`Checkpoint`), logs (`CSVLog`), early stopping (raise `CancelFit`)
        ) -> History:
-    """Train `model` with a one-cycle schedule, resetting its state each epoch and before validation; returns a `History`.
+    """Train `model` with a one-cycle schedule (or two, with `restart`), resetting its state each epoch and before validation; returns a `History`.
     This loop is the product's engine (`bborzan train` runs on it): forward, loss, backward, step and nothing else, on batches sliced from
     one tensor; `bborzan bench` measures it against the reference notebook's fastai pipeline. `DivergedError` on a non-finite loss."""
-    _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start)
+    _check_fit_args(train, valid, epochs, lr, opt, clip, alpha, beta, pct_start, restart)
     dev = get_device(device)
     model.to(dev)
     params = [p for p in model.parameters() if p.requires_grad]
     if opt == 'adamw': o = _adamw(params, lr=lr, betas=(moms[0], 0.99), eps=1e-5, weight_decay=wd)
     else: o = torch.optim.SGD(params, lr=lr, momentum=moms[0], weight_decay=wd)
-    total = epochs * len(train)
-    if pct_start * total == 1: pct_start += 0.5 / total   # OneCycleLR divides by pct_start*total - 1: keep it off zero
-    sched = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=total, pct_start=pct_start,
-                                                base_momentum=moms[1], max_momentum=moms[0], div_factor=25., final_div_factor=1e5)
+    n = len(train)
+    sched = (_one_cycle(o, lr, epochs * n, pct_start, moms) if restart is None else
+             OneCycles(o, [(restart[0] * n, lr), ((epochs - restart[0]) * n, restart[1])], pct_start, moms))
     hist = History()
     run = FitRun(model, o, sched, hist, epochs, len(train))
     if resume is not None: run.first_epoch = run.epoch = _resume(resume, model, o, sched, hist, epochs, len(train))
