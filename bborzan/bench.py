@@ -223,7 +223,7 @@ def run_to_gap(s, # run settings (`default_run()`: the plain command's)
     check = _gap_check(clock, valid, d.vocab, target, s.sl, log)
     def at_epoch_end(run):
         if check(m, (run.epoch + 1) * len(dls.train) * s.bs * s.sl) and stop: raise CancelFit()
-    fit(m, dls.train, dls.valid, s.epochs, s.lr, wd=s.wd, alpha=s.alpha, beta=s.beta, device=dev, quiet=True, cbs=[EpochEnd(at_epoch_end)])
+    fit(m, dls.train, dls.valid, s.epochs, s.lr, **s.fit_options(), device=dev, quiet=True, cbs=[EpochEnd(at_epoch_end)])
     return log, m, d, dls
 
 def gap_games(n_games:int=100_000, # the reference's games
@@ -237,7 +237,7 @@ def gap_games(n_games:int=100_000, # the reference's games
     return docs, docs[cut:cut + n_valid]
 
 def _run_recipe(s) -> dict:
-    return dict(model=s.model, hidden=s.hidden, layers=s.layers, bs=s.bs, sl=s.sl, lr=s.lr, epochs=s.epochs, games=s.games, endless=s.endless)
+    return dict(model=s.model, hidden=s.hidden, layers=s.layers, bs=s.bs, sl=s.sl, lr=s.lr, epochs=s.epochs, restart=s.restart, wd=s.wd, games=s.games, endless=s.endless)
 
 SIDES = ('reference', 'default', 'fast')   # what `time_to_gap` times: the reference notebook, the plain `bborzan train`, `FAST_RECIPE`
 
@@ -282,7 +282,7 @@ def time_to_gap_table(res:dict # what `time_to_gap` returned
     data = f"{'new' if d['endless'] else 'the same'} games every epoch ({d['games']:,} games' worth)"   # what `--games` gives
     rows = [('reference', f"the reference notebook: LMModel4 (64), bs 128, sl 6, fit_one_cycle({res['ref_epochs']}, {res['ref_lr']:g}), its data pipeline"),
             ('default', f"bborzan train (its defaults): {d['model']} ({d['hidden']}x{d['layers']}), bs {d['bs']}, sl {d['sl']}, lr {d['lr']:g}, "
-                        f"{d['epochs']} epochs, {data}"),
+                        f"{d['epochs']} epochs" + (f" (a warm restart after {d['restart']})" if d.get('restart') else '') + f", {data}"),
             ('fast', f"bborzan: {r['model']} ({r['hidden']}x{r['layers']}), bs {r['bs']}, sl {r['sl']}, lr {r['lr']:g}, new games every epoch (FAST_RECIPE)")]
     lines = [f"time until the validation gap is below {res['target']:g} nats/token ({res['n_valid']:,} validation games; the clock stops while it is measured):"]
     for k, what in rows:
@@ -299,15 +299,16 @@ def default_trial(valid:list, # validation game texts the gap is measured on (as
                   target:float=0.002, # the gap whose time is reported
                   samples:int=1000, # games the trained model writes, for the share that is legal
                   device=None, # where it trains; default `get_device()`
-                  **kwargs # settings to change in `default_run()`: hidden, bs, sl, lr, epochs, games, endless, ...
+                  **kwargs # settings to change in `default_run()`: hidden, bs, sl, lr, epochs, restart, games, endless, seed, ...
                  ) -> dict:
-    "One candidate for the plain `bborzan train`: trained every epoch the way `train_run` trains it, its time to `target`, and its report's final gap and legal share (with its 95% interval)."
+    "One candidate for the plain `bborzan train`: trained every epoch the way `train_run` trains it, its time (and epoch) to `target`, and its report's final gap and legal share (with its 95% interval)."
     from bborzan.run import score_oracle
     s = default_run(samples=samples, **kwargs)
     log, m, d, dls = run_to_gap(s, valid, target, stop=False, device=device)
     hit = next((row for row in log if row['gap'] < target), None)
     rep = score_oracle(m, d, dls.valid, s)
-    return dict(**_run_recipe(s), to_target_s=hit['seconds'] if hit else float('nan'), train_s=log[-1]['seconds'],
+    return dict(**_run_recipe(s), seed=s.seed, to_target_s=hit['seconds'] if hit else float('nan'), to_target_epoch=log.index(hit) + 1 if hit else float('nan'),
+                to_target_tokens=hit['tokens'] if hit else float('nan'), train_s=log[-1]['seconds'],
                 gap=rep['gap_nats'], legal=rep.get('legal_fraction'), **dict(zip(('legal_lo', 'legal_hi'), rep.get('legal_interval_95', (None, None)))))
 
 def choose_default(table, # `default_trial` rows (a DataFrame)
@@ -317,10 +318,10 @@ def choose_default(table, # `default_trial` rows (a DataFrame)
                    min_legal:float=0.995, # at least this share of sampled games legal
                    max_train_s:float=60., # at most this many seconds of training
                   ):
-    "The rule: of the candidates that meet every goal, the quickest to the target; None if none does."
+    "The rule: of the candidates that meet every goal, the quickest to the target (fewest tokens read, then the most legal games, then the fewest seconds); None if none does."
     ok = table[(table.to_target_s.notna()) & (table.to_target_s * ratio <= reference_s) & (table.gap <= max_gap)
                & (table.legal >= min_legal) & (table.train_s <= max_train_s)]
-    return ok.to_target_s.idxmin() if len(ok) else None
+    return ok.sort_values(['to_target_tokens', 'legal', 'to_target_s'], ascending=[True, False, True]).index[0] if len(ok) else None
 
 # %% ../nbs/08a_bench.ipynb #237aa105
 def text_recipe_search(text, # a UTF-8 text file: trained on its first 90%, scored on its last 10%

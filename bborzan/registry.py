@@ -113,7 +113,7 @@ class DatasetInfo:
     name: str               # the name on the command line
     load: str               # 'module:function': the run's settings -> a `RunData`
     family: str|None        # 'word' or 'char': which models read it; None: the `level` option decides
-    defaults: dict          # model, hidden, layers, epochs, lr, bs, sl when no option is given; with family None, one such dict per level
+    defaults: dict          # model, hidden, layers, epochs, lr, bs, sl when no option is given (and optionally restart, and wd for the default model); with family None, one such dict per level
     score: str              # 'module:function': (model, data, valid batches, settings) -> the report's scores
     prompt: str             # 'module:function': (data, settings) -> the tokens sampling starts from
     options: dict = field(default_factory=dict)   # the dataset's own options (names of `RunSettings` fields) and their defaults
@@ -154,7 +154,7 @@ class DatasetInfo:
 # %% ../nbs/06a_registry.ipynb #f2e9dd0d
 _R = 'bborzan.run:'
 DATASETS = {d.name: d for d in [
-    DatasetInfo('borzan', _R+'borzan_data', 'word', dict(model='lm6', hidden=32, layers=1, epochs=14, lr=2e-2, bs=64, sl=16),   # chosen by 08a_bench's search
+    DatasetInfo('borzan', _R+'borzan_data', 'word', dict(model='lm6', hidden=32, layers=1, epochs=40, lr=2e-2, bs=64, sl=16, restart=10, wd=0.),   # chosen by 08a_bench's search
                 _R+'score_oracle', _R+'prompt_game', dict(games=25_000, endless=True, players='uniform', samples=1000),
                 about='games of bor-bor-zan, split 80/20 by games, scored against the best possible model of their players'),
     DatasetInfo('human-numbers', _R+'human_numbers_data', 'word', dict(model='lm7', hidden=64, layers=2, epochs=15, lr=1e-2, bs=64, sl=16),
