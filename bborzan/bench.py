@@ -25,6 +25,7 @@ from .oracle import WORDS
 from .registry import make_model, model_info
 from .scoring import evaluate_borzan
 from .train import fit, EpochEnd, CancelFit
+from .report import epochs_text
 
 # %% ../nbs/08a_bench.ipynb #54619453
 def _sync():
@@ -282,7 +283,7 @@ def time_to_gap_table(res:dict # what `time_to_gap` returned
     data = f"{'new' if d['endless'] else 'the same'} games every epoch ({d['games']:,} games' worth)"   # what `--games` gives
     rows = [('reference', f"the reference notebook: LMModel4 (64), bs 128, sl 6, fit_one_cycle({res['ref_epochs']}, {res['ref_lr']:g}), its data pipeline"),
             ('default', f"bborzan train (its defaults): {d['model']} ({d['hidden']}x{d['layers']}), bs {d['bs']}, sl {d['sl']}, lr {d['lr']:g}, "
-                        f"{d['epochs']} epochs" + (f" (a warm restart after {d['restart']})" if d.get('restart') else '') + f", {data}"),
+                        f"{epochs_text(d)}, {data}"),
             ('fast', f"bborzan: {r['model']} ({r['hidden']}x{r['layers']}), bs {r['bs']}, sl {r['sl']}, lr {r['lr']:g}, new games every epoch (FAST_RECIPE)")]
     lines = [f"time until the validation gap is below {res['target']:g} nats/token ({res['n_valid']:,} validation games; the clock stops while it is measured):"]
     for k, what in rows:
